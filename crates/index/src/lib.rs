@@ -1,0 +1,1 @@
+//! facedb-index (work in progress).

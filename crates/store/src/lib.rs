@@ -1,0 +1,1 @@
+//! facedb-store (work in progress).
