@@ -280,14 +280,21 @@ fn packed_scan(
     let nq_pad = nq.div_ceil(TILE_Q) * TILE_Q;
     let mut qbuf = vec![0f32; nq_pad * dim];
     qbuf[..nq * dim].copy_from_slice(queries);
-    let qn2: Vec<f32> = queries
+    // |q|² enters the L2 key only; IP and COSINE keys have no query term.
+    let qn2: Vec<f32> = qbuf
         .chunks_exact(dim)
-        .map(|q| distance::dot(q, q))
+        .map(|q| {
+            if p.metric == Metric::L2 {
+                distance::dot(q, q)
+            } else {
+                0.0
+            }
+        })
         .collect();
+    let qnorm: Vec<f32> = qbuf.chunks_exact(dim).map(distance::norm).collect();
     let mut packed = vec![0f32; dim * BLOCK_ROWS];
-    let mut xn2 = [0f32; BLOCK_ROWS];
-    let mut xn = [0f32; BLOCK_ROWS];
-    let mut dots = [0f32; TILE_Q * BLOCK_ROWS];
+    let mut pre = RowTerms::new(p.metric);
+    let mut keys = [0f32; TILE_Q * BLOCK_ROWS];
     let mut s = start;
     while s < end {
         let rows = (end - s).min(BLOCK_ROWS);
@@ -298,9 +305,9 @@ fn packed_scan(
                 for (j, v) in x.iter().enumerate() {
                     packed[j * BLOCK_ROWS + l] = *v;
                 }
-                xn2[l] = distance::dot(x, x);
-                xn[l] = xn2[l].sqrt();
+                pre.set(l, distance::dot(x, x));
             } else {
+                pre.set(l, 0.0);
                 for j in 0..dim {
                     packed[j * BLOCK_ROWS + l] = 0.0;
                 }
@@ -322,14 +329,29 @@ fn packed_scan(
         }
         if mask != 0 {
             for t in 0..nq_pad / TILE_Q {
+                let mut thr = [f32::NEG_INFINITY; TILE_Q];
+                for (i, th) in thr.iter_mut().enumerate() {
+                    if let Some(top) = tops.get(t * TILE_Q + i) {
+                        *th = top.threshold();
+                        if p.range.hi.is_finite() {
+                            // Range search: a candidate's key may be under-estimated by tol.
+                            *th = th.max(p.range.lo);
+                        }
+                    }
+                }
+                let mut hits = [0u32; TILE_Q];
                 // SAFETY: packed is dim x 32, qbuf holds TILE_Q rows of dim from t*TILE_Q,
-                // dots holds TILE_Q x 32; AVX-512F was detected by the caller.
+                // keys holds TILE_Q x 32; AVX-512F was detected by the caller.
                 unsafe {
-                    dots_6x32(
+                    keys_6x32(
                         packed.as_ptr(),
                         qbuf.as_ptr().add(t * TILE_Q * dim),
                         dim,
-                        dots.as_mut_ptr(),
+                        &pre,
+                        &qn2[t * TILE_Q..(t + 1) * TILE_Q],
+                        &thr,
+                        keys.as_mut_ptr(),
+                        &mut hits,
                     );
                 }
                 for i in 0..TILE_Q {
@@ -337,23 +359,22 @@ fn packed_scan(
                     if qi >= nq {
                         break;
                     }
+                    let mut m = hits[i] & mask;
+                    if m == 0 {
+                        continue;
+                    }
                     let top = &mut tops[qi];
-                    let d = &dots[i * BLOCK_ROWS..(i + 1) * BLOCK_ROWS];
-                    let thr = top.threshold();
-                    let mut m = mask;
+                    let k = &keys[i * BLOCK_ROWS..(i + 1) * BLOCK_ROWS];
                     while m != 0 {
                         let l = m.trailing_zeros() as usize;
                         m &= m - 1;
-                        let (key, tol) = match p.metric {
-                            Metric::L2 => {
-                                (xn2[l] + qn2[qi] - 2.0 * d[l], 1e-5 * (xn2[l] + qn2[qi]))
-                            }
-                            Metric::Ip => (-d[l], 1e-5 * xn[l] * qn2[qi].sqrt()),
-                            Metric::Cosine => {
-                                (if xn[l] == 0.0 { -0.0 } else { -(d[l] / xn[l]) }, 1e-5)
-                            }
+                        let key = k[l];
+                        let tol = match p.metric {
+                            Metric::L2 => 1e-5 * (pre.xn2[l] + qn2[qi]),
+                            Metric::Ip => 1e-5 * pre.xn2[l].sqrt() * qnorm[qi],
+                            Metric::Cosine => 1e-5,
                         };
-                        if key <= thr.max(top.threshold())
+                        if key <= top.threshold()
                             && key >= p.range.lo - tol
                             && key < p.range.hi + tol
                         {
@@ -367,10 +388,52 @@ fn packed_scan(
     }
 }
 
-/// 6 queries × 32 packed rows of inner products: `out[i * 32 + l] = q_i · x_l`.
+/// Per-row terms of the key formula `key = add[l] + qn2[q] + mul[l] * (q · x_l)`:
+/// L2: `add = |x|², mul = -2` (with `qn2 = |q|²`); IP: `add = 0, mul = -1`;
+/// COSINE: `add = 0, mul = -1/|x|` (0 for a zero row).
+struct RowTerms {
+    metric: Metric,
+    xn2: [f32; BLOCK_ROWS],
+    add: [f32; BLOCK_ROWS],
+    mul: [f32; BLOCK_ROWS],
+}
+
+impl RowTerms {
+    fn new(metric: Metric) -> Self {
+        RowTerms {
+            metric,
+            xn2: [0.0; BLOCK_ROWS],
+            add: [0.0; BLOCK_ROWS],
+            mul: [0.0; BLOCK_ROWS],
+        }
+    }
+
+    fn set(&mut self, l: usize, xn2: f32) {
+        self.xn2[l] = xn2;
+        (self.add[l], self.mul[l]) = match self.metric {
+            Metric::L2 => (xn2, -2.0),
+            Metric::Ip => (0.0, -1.0),
+            Metric::Cosine if xn2 > 0.0 => (0.0, -1.0 / xn2.sqrt()),
+            Metric::Cosine => (0.0, 0.0),
+        };
+    }
+}
+
+/// 6 queries × 32 packed rows: `keys[i * 32 + l]` = key of row `l` for query `i`, and
+/// `hits[i]` = bitmask of rows whose key is `<= thr[i]`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn dots_6x32(packed: *const f32, q: *const f32, dim: usize, out: *mut f32) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn keys_6x32(
+    packed: *const f32,
+    q: *const f32,
+    dim: usize,
+    pre: &RowTerms,
+    qn2: &[f32],
+    thr: &[f32; TILE_Q],
+    keys: *mut f32,
+    hits: &mut [u32; TILE_Q],
+) {
     use std::arch::x86_64::*;
     // SAFETY: the caller guarantees the buffer extents documented above.
     unsafe {
@@ -399,19 +462,28 @@ unsafe fn dots_6x32(packed: *const f32, q: *const f32, dim: usize, out: *mut f32
             a50 = _mm512_fmadd_ps(b, p0, a50);
             a51 = _mm512_fmadd_ps(b, p1, a51);
         }
-        for (i, (lo, hi)) in [
+        let add0 = _mm512_loadu_ps(pre.add.as_ptr());
+        let add1 = _mm512_loadu_ps(pre.add.as_ptr().add(16));
+        let mul0 = _mm512_loadu_ps(pre.mul.as_ptr());
+        let mul1 = _mm512_loadu_ps(pre.mul.as_ptr().add(16));
+        let accs = [
             (a00, a01),
             (a10, a11),
             (a20, a21),
             (a30, a31),
             (a40, a41),
             (a50, a51),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            _mm512_storeu_ps(out.add(i * 32), lo);
-            _mm512_storeu_ps(out.add(i * 32 + 16), hi);
+        ];
+        for (i, (lo, hi)) in accs.into_iter().enumerate() {
+            let qn = _mm512_set1_ps(qn2[i]);
+            let k0 = _mm512_fmadd_ps(lo, mul0, _mm512_add_ps(add0, qn));
+            let k1 = _mm512_fmadd_ps(hi, mul1, _mm512_add_ps(add1, qn));
+            _mm512_storeu_ps(keys.add(i * 32), k0);
+            _mm512_storeu_ps(keys.add(i * 32 + 16), k1);
+            let t = _mm512_set1_ps(thr[i]);
+            let m0 = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(k0, t) as u32;
+            let m1 = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(k1, t) as u32;
+            hits[i] = m0 | (m1 << 16);
         }
     }
 }
