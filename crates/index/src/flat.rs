@@ -121,7 +121,7 @@ pub fn flat_search(
     queries: &[f32],
     p: &FlatParams<'_>,
 ) -> Vec<Vec<Neighbor>> {
-    assert!(dim > 0 && vectors.len() % dim == 0 && queries.len() % dim == 0);
+    assert!(dim > 0 && vectors.len().is_multiple_of(dim) && queries.len().is_multiple_of(dim));
     let n = vectors.len() / dim;
     let nq = queries.len() / dim;
     if nq == 0 {
@@ -210,7 +210,7 @@ pub fn flat_search(
 fn count_allowed(words: &[u64], n: usize) -> usize {
     let full = n / 64;
     let mut c: usize = words[..full].iter().map(|w| w.count_ones() as usize).sum();
-    if n % 64 != 0 {
+    if !n.is_multiple_of(64) {
         c += (words[full] & ((1u64 << (n % 64)) - 1)).count_ones() as usize;
     }
     c

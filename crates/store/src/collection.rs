@@ -1,0 +1,935 @@
+//! A collection: schema, segments, WAL, manifest; every read and write operation.
+
+use crate::codec::{Reader, Writer};
+use crate::data::{validate_batch, Batch, ColumnData, PkColumn, PrimaryKey, Rows, Value};
+use crate::error::{IoContext, Result, StoreError};
+use crate::schema::{CollectionSchema, MAX_NQ, MAX_TOPK};
+use crate::segment::{seg_path, Segment, Vectors};
+use crate::wal::{sync_dir, Wal, WalRecovery};
+use crate::Options;
+use facedb_index::{flat_search, FlatParams, Metric};
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+const OP_INSERT: u8 = 1;
+const OP_UPSERT: u8 = 2;
+const OP_DELETE: u8 = 3;
+/// Segment index standing for the growing segment in a [`Loc`].
+const GROWING: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Loc {
+    seg: u32,
+    row: u32,
+}
+
+enum PkIndex {
+    Int(HashMap<i64, Loc>),
+    Str(HashMap<String, Loc>),
+}
+
+impl PkIndex {
+    fn get(&self, pk: &PrimaryKey) -> Option<Loc> {
+        match (self, pk) {
+            (PkIndex::Int(m), PrimaryKey::Int(k)) => m.get(k).copied(),
+            (PkIndex::Str(m), PrimaryKey::Str(k)) => m.get(k).copied(),
+            _ => None,
+        }
+    }
+    fn insert(&mut self, pk: &PrimaryKey, loc: Loc) {
+        match (self, pk) {
+            (PkIndex::Int(m), PrimaryKey::Int(k)) => {
+                m.insert(*k, loc);
+            }
+            (PkIndex::Str(m), PrimaryKey::Str(k)) => {
+                m.insert(k.clone(), loc);
+            }
+            _ => {}
+        }
+    }
+    fn remove(&mut self, pk: &PrimaryKey) -> Option<Loc> {
+        match (self, pk) {
+            (PkIndex::Int(m), PrimaryKey::Int(k)) => m.remove(k),
+            (PkIndex::Str(m), PrimaryKey::Str(k)) => m.remove(k),
+            _ => None,
+        }
+    }
+    fn clear(&mut self) {
+        match self {
+            PkIndex::Int(m) => m.clear(),
+            PkIndex::Str(m) => m.clear(),
+        }
+    }
+}
+
+struct State {
+    sealed: Vec<Segment>,
+    growing: Segment,
+    pk_index: PkIndex,
+    next_segment_id: u64,
+    generation: u64,
+    max_int_pk: i64,
+}
+
+impl State {
+    fn seg(&self, i: u32) -> &Segment {
+        if i == GROWING {
+            &self.growing
+        } else {
+            &self.sealed[i as usize]
+        }
+    }
+    fn seg_mut(&mut self, i: u32) -> &mut Segment {
+        if i == GROWING {
+            &mut self.growing
+        } else {
+            &mut self.sealed[i as usize]
+        }
+    }
+
+    fn delete_pk(&mut self, pk: &PrimaryKey) -> bool {
+        match self.pk_index.remove(pk) {
+            Some(loc) => self.seg_mut(loc.seg).mark_deleted(loc.row as usize),
+            None => false,
+        }
+    }
+
+    /// Appends rows to the growing segment; an existing key is replaced (upsert semantics;
+    /// insert checks for duplicates before it gets here).
+    fn apply_rows(&mut self, rows: &Rows) {
+        for pk in &rows.pks {
+            self.delete_pk(pk);
+        }
+        let base = self.growing.rows();
+        self.growing.append(rows);
+        for (i, pk) in rows.pks.iter().enumerate() {
+            self.pk_index.insert(
+                pk,
+                Loc {
+                    seg: GROWING,
+                    row: (base + i) as u32,
+                },
+            );
+            if let PrimaryKey::Int(k) = pk {
+                self.max_int_pk = self.max_int_pk.max(*k);
+            }
+        }
+    }
+
+    fn apply_delete(&mut self, pks: &[PrimaryKey]) -> usize {
+        pks.iter().filter(|pk| self.delete_pk(pk)).count()
+    }
+
+    fn rebuild_pk_index(&mut self) {
+        self.pk_index.clear();
+        let mut entries: Vec<(PrimaryKey, Loc)> = Vec::new();
+        let segs = self
+            .sealed
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as u32, s))
+            .chain([(GROWING, &self.growing)]);
+        for (si, s) in segs {
+            for row in 0..s.rows() {
+                if !s.is_deleted(row) {
+                    entries.push((
+                        s.pks.get(row),
+                        Loc {
+                            seg: si,
+                            row: row as u32,
+                        },
+                    ));
+                }
+            }
+        }
+        if let PkIndex::Int(m) = &mut self.pk_index {
+            m.reserve(entries.len());
+        }
+        for (pk, loc) in entries {
+            self.pk_index.insert(&pk, loc);
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Manifest {
+    version: u32,
+    generation: u64,
+    checkpoint_lsn: u64,
+    wal_seq: u64,
+    next_segment_id: u64,
+    next_auto_id: i64,
+    segments: Vec<ManifestSegment>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ManifestSegment {
+    id: u64,
+    rows: u64,
+    deleted: Vec<u32>,
+}
+
+/// Range-search bounds, as Milvus's `radius` and `range_filter` search parameters.
+///
+/// L2 (squared): `range_filter <= d < radius`. IP / COSINE: `radius < s <= range_filter`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RangeParams {
+    /// Outer bound (exclusive): the worst score a result may have.
+    pub radius: Option<f32>,
+    /// Inner bound (inclusive): the best score a result may have.
+    pub range_filter: Option<f32>,
+}
+
+/// A search request (Milvus `Search`).
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    /// Query vectors, `nq` of them (`1..=16384`), each of the collection's dimension.
+    pub vectors: Vec<Vec<f32>>,
+    /// Metric to score with.
+    pub metric: Metric,
+    /// Results per query, `1..=16384`.
+    pub topk: usize,
+    /// Results skipped before the `topk` returned (pagination); `topk + offset <= 16384`.
+    pub offset: usize,
+    /// Fields returned with each hit (`"*"` = every scalar field).
+    pub output_fields: Vec<String>,
+    /// Range search bounds; `None` for plain top-k search.
+    pub range: Option<RangeParams>,
+    /// Boolean filter expression (Milvus grammar).
+    pub filter: Option<String>,
+}
+
+impl SearchRequest {
+    /// A plain top-k search of the given vectors.
+    pub fn new(vectors: Vec<Vec<f32>>, metric: Metric, topk: usize) -> Self {
+        SearchRequest {
+            vectors,
+            metric,
+            topk,
+            offset: 0,
+            output_fields: vec![],
+            range: None,
+            filter: None,
+        }
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// Primary key of the row.
+    pub pk: PrimaryKey,
+    /// Score in metric units: squared L2 (smaller is better), IP or cosine (larger is better).
+    pub distance: f32,
+    /// Requested output fields, in request order.
+    pub fields: Vec<(String, Value)>,
+}
+
+/// A row as `(field, value)` pairs.
+pub type Row = Vec<(String, Value)>;
+
+#[derive(Clone, Copy)]
+enum FieldRef {
+    Pk,
+    Scalar(usize),
+    Vector,
+}
+
+/// One collection of the embedded database. Cheap to share (`Arc<Collection>`); all
+/// methods take `&self` and are safe to call from many threads.
+///
+/// Writes are serialised (WAL order); reads run concurrently on the current segments.
+pub struct Collection {
+    schema: CollectionSchema,
+    dir: PathBuf,
+    opts: Options,
+    state: RwLock<State>,
+    wal: Wal,
+    write_lock: Mutex<()>,
+    next_auto_id: AtomicI64,
+    poisoned: Mutex<Option<String>>,
+    recovery: WalRecovery,
+}
+
+pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut f = fs::File::create(&tmp).ctx(&tmp)?;
+        f.write_all(bytes).ctx(&tmp)?;
+        f.sync_all().ctx(&tmp)?;
+    }
+    fs::rename(&tmp, path).ctx(path)?;
+    sync_dir(dir)
+}
+
+impl Collection {
+    /// Opens (or creates) the collection stored in `dir`: loads the MANIFEST, maps sealed
+    /// segments, replays the WAL past the checkpoint.
+    pub(crate) fn open(dir: &Path, schema: CollectionSchema, opts: Options) -> Result<Collection> {
+        fs::create_dir_all(dir.join("segments")).ctx(dir)?;
+        let mpath = dir.join("MANIFEST");
+        let manifest: Manifest = if mpath.exists() {
+            let b = fs::read(&mpath).ctx(&mpath)?;
+            serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt {
+                path: mpath.display().to_string(),
+                reason: e.to_string(),
+            })?
+        } else {
+            Manifest {
+                version: 1,
+                next_segment_id: 1,
+                next_auto_id: 1,
+                ..Default::default()
+            }
+        };
+        let segdir = dir.join("segments");
+        let mut sealed = Vec::new();
+        for ms in &manifest.segments {
+            let mut s = Segment::open(&segdir, ms.id)?;
+            if s.rows() as u64 != ms.rows {
+                return Err(StoreError::Corrupt {
+                    path: seg_path(&segdir, ms.id).display().to_string(),
+                    reason: "row count differs from MANIFEST".into(),
+                });
+            }
+            for r in &ms.deleted {
+                if (*r as usize) < s.rows() {
+                    s.mark_deleted(*r as usize);
+                }
+            }
+            sealed.push(s);
+        }
+        // Remove files the manifest does not name (a crash between writing and committing).
+        let live: std::collections::HashSet<u64> = manifest.segments.iter().map(|s| s.id).collect();
+        for e in fs::read_dir(&segdir).ctx(&segdir)? {
+            let e = e.ctx(&segdir)?;
+            let name = e.file_name().to_string_lossy().to_string();
+            let id = name.split('.').next().and_then(|s| s.parse::<u64>().ok());
+            if id.is_none_or(|id| !live.contains(&id)) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        let pkf = schema.primary_field();
+        let scalars: Vec<ColumnData> = schema
+            .scalar_fields()
+            .map(|f| ColumnData::empty(&f.data_type))
+            .collect();
+        let dim = schema.dim();
+        let pk_index = match pkf.data_type {
+            crate::schema::DataType::Int64 => PkIndex::Int(HashMap::new()),
+            _ => PkIndex::Str(HashMap::new()),
+        };
+        let mut st = State {
+            sealed,
+            growing: Segment::new_growing(
+                manifest.next_segment_id,
+                PkColumn::empty_for(&pkf.data_type),
+                scalars,
+                dim,
+            ),
+            pk_index,
+            next_segment_id: manifest.next_segment_id + 1,
+            generation: manifest.generation,
+            max_int_pk: 0,
+        };
+        st.rebuild_pk_index();
+        if let PkIndex::Int(m) = &st.pk_index {
+            st.max_int_pk = m.keys().copied().max().unwrap_or(0);
+        }
+        let (wal, recovery) = Wal::open(
+            &dir.join("wal"),
+            manifest.wal_seq,
+            manifest.checkpoint_lsn,
+            opts.fsync,
+            |_lsn, payload| {
+                let mut r = Reader::new(payload);
+                let bad = |e: String| StoreError::Corrupt {
+                    path: dir.join("wal").display().to_string(),
+                    reason: e,
+                };
+                match r.u8().map_err(bad)? {
+                    OP_INSERT | OP_UPSERT => {
+                        let rows = r.rows().map_err(bad)?;
+                        st.apply_rows(&rows);
+                    }
+                    OP_DELETE => {
+                        let pks = r.pks().map_err(bad)?;
+                        st.apply_delete(&pks);
+                    }
+                    op => return Err(bad(format!("unknown operation {op}"))),
+                }
+                Ok(())
+            },
+        )?;
+        for w in &recovery.warnings {
+            log::warn!("collection {}: {w}", schema.name);
+        }
+        let next_auto = manifest
+            .next_auto_id
+            .max(st.max_int_pk.saturating_add(1))
+            .max(1);
+        Ok(Collection {
+            schema,
+            dir: dir.to_path_buf(),
+            opts,
+            state: RwLock::new(st),
+            wal,
+            write_lock: Mutex::new(()),
+            next_auto_id: AtomicI64::new(next_auto),
+            poisoned: Mutex::new(None),
+            recovery,
+        })
+    }
+
+    /// The collection's schema.
+    pub fn schema(&self) -> &CollectionSchema {
+        &self.schema
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.schema.name
+    }
+
+    /// What WAL recovery did when this collection was opened (records replayed, torn or
+    /// corrupt tail records dropped).
+    pub fn recovery(&self) -> &WalRecovery {
+        &self.recovery
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        match &*self.poisoned.lock() {
+            Some(reason) => Err(StoreError::Poisoned {
+                name: self.schema.name.clone(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            let mut p = self.poisoned.lock();
+            if p.is_none() {
+                *p = Some(e.to_string());
+            }
+        }
+        r
+    }
+
+    /// Inserts a batch of rows. Returns their primary keys (assigned ones for `auto_id`).
+    ///
+    /// The batch is durable (WAL fsynced) when this returns, and visible to searches.
+    ///
+    /// # Errors
+    /// Validation errors ([`StoreError::DimensionMismatch`], [`StoreError::NonFinite`],
+    /// [`StoreError::VarCharTooLong`], [`StoreError::MissingField`],
+    /// [`StoreError::UnknownField`], [`StoreError::InvalidValue`],
+    /// [`StoreError::RowCountMismatch`]), [`StoreError::DuplicatePrimaryKey`] when a key exists
+    /// already or twice in the batch; in every case nothing of the batch is written.
+    pub fn insert(&self, batch: Batch) -> Result<Vec<PrimaryKey>> {
+        self.write_rows(batch, false)
+    }
+
+    /// Inserts rows, replacing rows with the same primary keys (the key must be given, also
+    /// with `auto_id`). Returns the keys.
+    ///
+    /// # Errors
+    /// As [`Collection::insert`], except that existing keys are replaced, not refused.
+    pub fn upsert(&self, batch: Batch) -> Result<Vec<PrimaryKey>> {
+        self.write_rows(batch, true)
+    }
+
+    fn write_rows(&self, batch: Batch, upsert: bool) -> Result<Vec<PrimaryKey>> {
+        self.check_poisoned()?;
+        let (mut rows, n) = validate_batch(&self.schema, batch, upsert)?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let _w = self.write_lock.lock();
+        self.check_poisoned()?;
+        if rows.pks.is_empty() {
+            let first = self.next_auto_id.fetch_add(n as i64, Ordering::SeqCst);
+            rows.pks = (first..first + n as i64).map(PrimaryKey::Int).collect();
+        } else if !upsert {
+            let st = self.state.read();
+            if let Some(pk) = rows.pks.iter().find(|pk| st.pk_index.get(pk).is_some()) {
+                return Err(StoreError::DuplicatePrimaryKey { key: pk.clone() });
+            }
+        }
+        let mut w = Writer::default();
+        w.u8(if upsert { OP_UPSERT } else { OP_INSERT });
+        w.rows(&rows);
+        let lsn = self.poison(self.wal.append(&w.buf))?;
+        drop(w);
+        {
+            let mut st = self.state.write();
+            st.apply_rows(&rows);
+            if let Some(PrimaryKey::Int(k)) = rows.pks.iter().max() {
+                self.next_auto_id
+                    .fetch_max(k.saturating_add(1), Ordering::SeqCst);
+            }
+            if st.growing.rows() * self.schema.dim() * 4 >= self.opts.seal_bytes {
+                let r = self.flush_locked(&mut st);
+                self.poison(r)?;
+            }
+        }
+        drop(_w);
+        self.poison(self.wal.sync(lsn))?;
+        Ok(rows.pks)
+    }
+
+    /// Deletes rows by primary key; unknown keys are ignored. Returns how many rows were
+    /// deleted. Durable when it returns; deleted rows never come back.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidValue`] when a key has the wrong type; I/O errors.
+    pub fn delete(&self, pks: &[PrimaryKey]) -> Result<usize> {
+        self.check_poisoned()?;
+        let int_pk = matches!(
+            self.schema.primary_field().data_type,
+            crate::schema::DataType::Int64
+        );
+        if let Some(pk) = pks
+            .iter()
+            .find(|pk| matches!(pk, PrimaryKey::Int(_)) != int_pk)
+        {
+            return Err(StoreError::InvalidValue {
+                field: self.schema.primary_field().name.clone(),
+                row: 0,
+                reason: format!("primary key {pk} has the wrong type"),
+            });
+        }
+        if pks.is_empty() {
+            return Ok(0);
+        }
+        let _w = self.write_lock.lock();
+        self.check_poisoned()?;
+        let mut w = Writer::default();
+        w.u8(OP_DELETE);
+        w.pks(pks);
+        let lsn = self.poison(self.wal.append(&w.buf))?;
+        let n = self.state.write().apply_delete(pks);
+        drop(_w);
+        self.poison(self.wal.sync(lsn))?;
+        Ok(n)
+    }
+
+    /// Number of live (not deleted) rows.
+    pub fn count(&self) -> usize {
+        let st = self.state.read();
+        st.sealed.iter().map(|s| s.live_rows()).sum::<usize>() + st.growing.live_rows()
+    }
+
+    /// Number of sealed segments (for statistics and tests).
+    pub fn sealed_segments(&self) -> usize {
+        self.state.read().sealed.len()
+    }
+
+    /// Seals the growing segment into a segment file, writes the MANIFEST (with delete
+    /// lists and the WAL checkpoint) atomically, and drops WAL files it covers.
+    ///
+    /// # Errors
+    /// I/O errors; the collection then refuses writes until reopened.
+    pub fn flush(&self) -> Result<()> {
+        self.check_poisoned()?;
+        let _w = self.write_lock.lock();
+        let mut st = self.state.write();
+        let r = self.flush_locked(&mut st);
+        self.poison(r)
+    }
+
+    fn flush_locked(&self, st: &mut State) -> Result<()> {
+        let segdir = self.dir.join("segments");
+        if st.growing.live_rows() > 0 {
+            let sealed = st.growing.seal(&segdir)?;
+            let si = st.sealed.len() as u32;
+            for row in 0..sealed.rows() {
+                if !sealed.is_deleted(row) {
+                    st.pk_index.insert(
+                        &sealed.pks.get(row),
+                        Loc {
+                            seg: si,
+                            row: row as u32,
+                        },
+                    );
+                }
+            }
+            st.sealed.push(sealed);
+        }
+        let pkf = self.schema.primary_field();
+        let scalars = self
+            .schema
+            .scalar_fields()
+            .map(|f| ColumnData::empty(&f.data_type))
+            .collect();
+        st.growing = Segment::new_growing(
+            st.next_segment_id,
+            PkColumn::empty_for(&pkf.data_type),
+            scalars,
+            self.schema.dim(),
+        );
+        st.next_segment_id += 1;
+        self.commit_manifest(st)
+    }
+
+    fn commit_manifest(&self, st: &mut State) -> Result<()> {
+        let checkpoint = self.wal.last_lsn();
+        let seq = self.wal.rotate()?;
+        st.generation += 1;
+        let m = Manifest {
+            version: 1,
+            generation: st.generation,
+            checkpoint_lsn: checkpoint,
+            wal_seq: seq,
+            next_segment_id: st.growing.id,
+            next_auto_id: self.next_auto_id.load(Ordering::SeqCst),
+            segments: st
+                .sealed
+                .iter()
+                .map(|s| ManifestSegment {
+                    id: s.id,
+                    rows: s.rows() as u64,
+                    deleted: (0..s.rows())
+                        .filter(|r| s.is_deleted(*r))
+                        .map(|r| r as u32)
+                        .collect(),
+                })
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&m).map_err(|e| StoreError::Corrupt {
+            path: "MANIFEST".into(),
+            reason: e.to_string(),
+        })?;
+        write_file_atomic(&self.dir.join("MANIFEST"), &bytes)?;
+        self.wal.remove_before(seq)?;
+        let segdir = self.dir.join("segments");
+        let live: std::collections::HashSet<u64> = st.sealed.iter().map(|s| s.id).collect();
+        for e in fs::read_dir(&segdir).ctx(&segdir)? {
+            let e = e.ctx(&segdir)?;
+            let name = e.file_name().to_string_lossy().to_string();
+            if let Some(id) = name
+                .strip_suffix(".seg")
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                if !live.contains(&id) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes, then rewrites every sealed segment that has deleted rows without them
+    /// (segments left empty disappear), and commits the new segment list atomically.
+    ///
+    /// # Errors
+    /// I/O errors; the collection then refuses writes until reopened.
+    pub fn compact(&self) -> Result<()> {
+        self.check_poisoned()?;
+        let _w = self.write_lock.lock();
+        let mut st = self.state.write();
+        let r = (|| {
+            self.flush_locked(&mut st)?;
+            let segdir = self.dir.join("segments");
+            let old = std::mem::take(&mut st.sealed);
+            let mut new = Vec::with_capacity(old.len());
+            for s in old {
+                if s.deleted_count == 0 {
+                    new.push(s);
+                    continue;
+                }
+                if s.live_rows() == 0 {
+                    continue;
+                }
+                let keep: Vec<usize> = (0..s.rows()).filter(|r| !s.is_deleted(*r)).collect();
+                let mut pks = match &s.pks {
+                    PkColumn::Int(_) => PkColumn::Int(Vec::with_capacity(keep.len())),
+                    PkColumn::Str(_) => PkColumn::Str(Vec::with_capacity(keep.len())),
+                };
+                for &r in &keep {
+                    pks.push(&s.pks.get(r));
+                }
+                let scalars = s
+                    .scalars
+                    .iter()
+                    .map(|c| {
+                        let mut out = c.empty_like();
+                        out.extend_rows(c, keep.iter().copied());
+                        out
+                    })
+                    .collect();
+                let mut vectors = Vec::with_capacity(keep.len() * s.dim);
+                for &r in &keep {
+                    vectors.extend_from_slice(s.vector(r));
+                }
+                let id = st.next_segment_id;
+                st.next_segment_id += 1;
+                let fresh = Segment {
+                    id,
+                    pks,
+                    scalars,
+                    vectors: Vectors::Owned(vectors),
+                    dim: s.dim,
+                    deleted: vec![],
+                    deleted_count: 0,
+                };
+                new.push(fresh.seal(&segdir)?);
+            }
+            st.sealed = new;
+            // The growing segment id must stay above every sealed id.
+            st.growing.id = st.next_segment_id;
+            st.next_segment_id += 1;
+            st.rebuild_pk_index();
+            self.commit_manifest(&mut st)
+        })();
+        self.poison(r)
+    }
+
+    fn resolve_fields(&self, names: &[String]) -> Result<Vec<(String, FieldRef)>> {
+        let mut out: Vec<(String, FieldRef)> = Vec::new();
+        let add = |name: &str, r: FieldRef, out: &mut Vec<(String, FieldRef)>| {
+            if !out.iter().any(|(n, _)| n == name) {
+                out.push((name.to_string(), r));
+            }
+        };
+        for name in names {
+            if name == "*" {
+                add(&self.schema.primary_field().name, FieldRef::Pk, &mut out);
+                for (i, f) in self.schema.scalar_fields().enumerate() {
+                    add(&f.name, FieldRef::Scalar(i), &mut out);
+                }
+                continue;
+            }
+            let f = self
+                .schema
+                .field(name)
+                .ok_or_else(|| StoreError::UnknownField { name: name.clone() })?;
+            let r = if f.is_primary {
+                FieldRef::Pk
+            } else if f.data_type.is_vector() {
+                FieldRef::Vector
+            } else {
+                FieldRef::Scalar(
+                    self.schema
+                        .scalar_fields()
+                        .position(|g| g.name == *name)
+                        .unwrap_or(0),
+                )
+            };
+            add(name, r, &mut out);
+        }
+        Ok(out)
+    }
+
+    fn row_values(seg: &Segment, row: usize, fields: &[(String, FieldRef)]) -> Row {
+        fields
+            .iter()
+            .map(|(name, r)| {
+                let v = match r {
+                    FieldRef::Pk => match seg.pks.get(row) {
+                        PrimaryKey::Int(k) => Value::Int(k),
+                        PrimaryKey::Str(s) => Value::String(s),
+                    },
+                    FieldRef::Scalar(i) => seg.scalars[*i].value(row),
+                    FieldRef::Vector => Value::FloatVector(seg.vector(row).to_vec()),
+                };
+                (name.clone(), v)
+            })
+            .collect()
+    }
+
+    /// Rows by primary key, in the order asked; missing keys are skipped.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownField`] for an output field not in the schema.
+    pub fn get(&self, pks: &[PrimaryKey], output_fields: &[String]) -> Result<Vec<Row>> {
+        let fields = self.resolve_fields(output_fields)?;
+        let st = self.state.read();
+        Ok(pks
+            .iter()
+            .filter_map(|pk| st.pk_index.get(pk))
+            .map(|loc| Self::row_values(st.seg(loc.seg), loc.row as usize, &fields))
+            .collect())
+    }
+
+    /// Live rows, in storage order, `offset` skipped, at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unsupported`] for a filter expression (filters arrive with
+    /// `facedb-expr`); [`StoreError::UnknownField`].
+    pub fn query(
+        &self,
+        filter: Option<&str>,
+        output_fields: &[String],
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Result<Vec<Row>> {
+        if let Some(f) = filter.filter(|f| !f.trim().is_empty()) {
+            return Err(StoreError::Unsupported(format!(
+                "filter expressions ({f:?})"
+            )));
+        }
+        let fields = self.resolve_fields(output_fields)?;
+        let st = self.state.read();
+        let limit = limit.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        for seg in st.sealed.iter().chain([&st.growing]) {
+            for row in 0..seg.rows() {
+                if seg.is_deleted(row) {
+                    continue;
+                }
+                if skipped < offset {
+                    skipped += 1;
+                    continue;
+                }
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                out.push(Self::row_values(seg, row, &fields));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Exact (FLAT) k-nearest-neighbour search over every live row.
+    ///
+    /// Returns one list per query vector, best first (ties broken by primary key), with at
+    /// most `topk` hits: fewer when fewer rows exist or fall in the range. Distances are in
+    /// metric units (L2 squared).
+    ///
+    /// # Errors
+    /// [`StoreError::NqOutOfRange`], [`StoreError::TopkOutOfRange`],
+    /// [`StoreError::DimensionMismatch`], [`StoreError::NonFinite`],
+    /// [`StoreError::UnknownField`], [`StoreError::InvalidParameter`] for inconsistent range
+    /// bounds, [`StoreError::Unsupported`] for a filter expression (until `facedb-expr`).
+    pub fn search(&self, req: &SearchRequest) -> Result<Vec<Vec<Hit>>> {
+        let dim = self.schema.dim();
+        let nq = req.vectors.len();
+        if nq == 0 || nq > MAX_NQ {
+            return Err(StoreError::NqOutOfRange { nq });
+        }
+        if req.topk == 0 || req.topk > MAX_TOPK {
+            return Err(StoreError::TopkOutOfRange { topk: req.topk });
+        }
+        if req.topk + req.offset > MAX_TOPK {
+            return Err(StoreError::InvalidParameter(format!(
+                "topk + offset should be in range [1, {MAX_TOPK}], but got {}",
+                req.topk + req.offset
+            )));
+        }
+        let mut flat = Vec::with_capacity(nq * dim);
+        for (i, v) in req.vectors.iter().enumerate() {
+            if v.len() != dim {
+                return Err(StoreError::DimensionMismatch {
+                    expected: dim,
+                    got: v.len(),
+                    row: i,
+                });
+            }
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(StoreError::NonFinite {
+                    field: self.schema.vector_field().name.clone(),
+                    row: i,
+                });
+            }
+            flat.extend_from_slice(v);
+        }
+        if let Some(f) = req.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+            return Err(StoreError::Unsupported(format!(
+                "filter expressions ({f:?})"
+            )));
+        }
+        let range = match req.range {
+            None => facedb_index::KeyRange::ALL,
+            Some(r) => {
+                if let (Some(radius), Some(filter)) = (r.radius, r.range_filter) {
+                    let ok = if req.metric.higher_is_better() {
+                        filter > radius
+                    } else {
+                        filter < radius
+                    };
+                    if !ok {
+                        return Err(StoreError::InvalidParameter(format!(
+                            "range_filter must be {} than radius for {}",
+                            if req.metric.higher_is_better() {
+                                "greater"
+                            } else {
+                                "less"
+                            },
+                            req.metric.name()
+                        )));
+                    }
+                }
+                req.metric.key_range(r.radius, r.range_filter)
+            }
+        };
+        let fields = self.resolve_fields(&req.output_fields)?;
+        let k = req.topk + req.offset;
+        let st = self.state.read();
+        // Per query: (key, segment, row) candidates from every segment.
+        let mut cands: Vec<Vec<(f32, u32, u32)>> = vec![Vec::new(); nq];
+        let segs = st
+            .sealed
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as u32, s))
+            .chain([(GROWING, &st.growing)]);
+        for (si, seg) in segs {
+            if seg.live_rows() == 0 {
+                continue;
+            }
+            let allowed = seg.live_bitmap();
+            let tb = |a: u32, b: u32| seg.pks.cmp_rows(a as usize, b as usize);
+            let p = FlatParams {
+                metric: req.metric,
+                k,
+                range,
+                allowed: allowed.as_deref(),
+                tiebreak: &tb,
+            };
+            let res = flat_search(seg.vectors.as_slice(), dim, &flat, &p);
+            for (q, hits) in res.into_iter().enumerate() {
+                cands[q].extend(
+                    hits.into_iter()
+                        .map(|h| (req.metric.key(h.score), si, h.row)),
+                );
+            }
+        }
+        Ok(cands
+            .into_iter()
+            .map(|mut c| {
+                c.sort_by(|a, b| {
+                    a.0.total_cmp(&b.0).then_with(|| {
+                        let (sa, sb) = (st.seg(a.1), st.seg(b.1));
+                        sa.pks.get(a.2 as usize).cmp(&sb.pks.get(b.2 as usize))
+                    })
+                });
+                c.into_iter()
+                    .skip(req.offset)
+                    .take(req.topk)
+                    .map(|(key, si, row)| {
+                        let seg = st.seg(si);
+                        Hit {
+                            pk: seg.pks.get(row as usize),
+                            distance: req.metric.score(key),
+                            fields: Self::row_values(seg, row as usize, &fields),
+                        }
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// Checks every sealed segment's vector checksum (reads all vector data).
+    pub fn verify(&self) -> bool {
+        self.state.read().sealed.iter().all(|s| s.verify())
+    }
+}

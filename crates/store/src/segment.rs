@@ -1,0 +1,356 @@
+//! Segments: a growing segment in memory, and sealed segments in immutable files whose
+//! vectors are memory-mapped.
+//!
+//! Sealed file `segments/<id>.seg` (little-endian):
+//!
+//! ```text
+//! [8]  magic "FDBSEG01"
+//! u32  format version (1)
+//! u32  header length H
+//! [H]  header, JSON: { id, rows, dim, metric, pk, columns: [{name, offset, len, crc}],
+//!                      vectors: {offset, len, crc} }
+//! u32  CRC-32 of the header
+//! ...  sections at the offsets given; the vector section (`rows × dim` f32) starts on a
+//!      64-byte boundary so it can be used in place from the mapping
+//! ```
+//!
+//! The header and the key and scalar sections are checked on open; the vector section's
+//! CRC is checked by [`Segment::verify`] (reading 512 MB on every open would make reopening
+//! slow).
+
+use crate::codec::{Reader, Writer};
+use crate::data::{ColumnData, PkColumn, Rows};
+use crate::error::{IoContext, Result, StoreError};
+use crate::wal::sync_dir;
+use memmap2::Mmap;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"FDBSEG01";
+const VERSION: u32 = 1;
+
+/// Vector storage of a segment.
+pub(crate) enum Vectors {
+    Owned(Vec<f32>),
+    Mapped {
+        map: Mmap,
+        offset: usize,
+        len: usize,
+    },
+}
+
+impl Vectors {
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        match self {
+            Vectors::Owned(v) => v,
+            Vectors::Mapped { map, offset, len } => {
+                bytemuck::cast_slice(&map[*offset..*offset + len * 4])
+            }
+        }
+    }
+}
+
+/// A set of rows: keys, scalar columns (schema order), vectors and a delete bitmap.
+pub(crate) struct Segment {
+    pub id: u64,
+    pub pks: PkColumn,
+    pub scalars: Vec<ColumnData>,
+    pub vectors: Vectors,
+    pub dim: usize,
+    /// Bit set = row deleted.
+    pub deleted: Vec<u64>,
+    pub deleted_count: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Section {
+    offset: u64,
+    len: u64,
+    crc: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    id: u64,
+    rows: u64,
+    dim: u32,
+    /// Metric of a built index, "" for none (FLAT scans need none).
+    metric: String,
+    pk: Section,
+    columns: Vec<Section>,
+    vectors: Section,
+}
+
+impl Segment {
+    pub(crate) fn new_growing(
+        id: u64,
+        pk_empty: PkColumn,
+        scalars: Vec<ColumnData>,
+        dim: usize,
+    ) -> Self {
+        Segment {
+            id,
+            pks: pk_empty,
+            scalars,
+            vectors: Vectors::Owned(Vec::new()),
+            dim,
+            deleted: Vec::new(),
+            deleted_count: 0,
+        }
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        self.pks.len()
+    }
+
+    pub(crate) fn live_rows(&self) -> usize {
+        self.rows() - self.deleted_count
+    }
+
+    pub(crate) fn is_deleted(&self, row: usize) -> bool {
+        self.deleted
+            .get(row >> 6)
+            .is_some_and(|w| (w >> (row & 63)) & 1 == 1)
+    }
+
+    pub(crate) fn mark_deleted(&mut self, row: usize) -> bool {
+        let words = self.rows().div_ceil(64);
+        if self.deleted.len() < words {
+            self.deleted.resize(words, 0);
+        }
+        let w = &mut self.deleted[row >> 6];
+        let bit = 1u64 << (row & 63);
+        if *w & bit != 0 {
+            return false;
+        }
+        *w |= bit;
+        self.deleted_count += 1;
+        true
+    }
+
+    /// Rows not deleted, as an "allowed" bitmap for the index (`None` = all rows).
+    pub(crate) fn live_bitmap(&self) -> Option<Vec<u64>> {
+        if self.deleted_count == 0 {
+            return None;
+        }
+        let n = self.rows();
+        let mut w: Vec<u64> = (0..n.div_ceil(64))
+            .map(|i| !self.deleted.get(i).copied().unwrap_or(0))
+            .collect();
+        if n % 64 != 0 {
+            if let Some(last) = w.last_mut() {
+                *last &= (1u64 << (n % 64)) - 1;
+            }
+        }
+        Some(w)
+    }
+
+    pub(crate) fn vector(&self, row: usize) -> &[f32] {
+        &self.vectors.as_slice()[row * self.dim..(row + 1) * self.dim]
+    }
+
+    /// Appends validated rows (growing segments only).
+    pub(crate) fn append(&mut self, rows: &Rows) {
+        for pk in &rows.pks {
+            self.pks.push(pk);
+        }
+        let n = rows.len();
+        for (c, src) in self.scalars.iter_mut().zip(&rows.scalars) {
+            c.extend_rows(src, 0..n);
+        }
+        match &mut self.vectors {
+            Vectors::Owned(v) => v.extend_from_slice(&rows.vectors),
+            Vectors::Mapped { .. } => unreachable!("append to a sealed segment"),
+        }
+    }
+
+    /// Writes the segment to `dir/<id>.seg` (temp file, fsync, rename, fsync dir) and
+    /// returns it reopened from the file (vectors mapped).
+    pub(crate) fn seal(&self, dir: &Path) -> Result<Segment> {
+        fs::create_dir_all(dir).ctx(dir)?;
+        let path = seg_path(dir, self.id);
+        let tmp = dir.join(format!("{}.seg.tmp", self.id));
+        // Sections before the vectors.
+        let mut body = Writer::default();
+        let mut sections = Vec::new();
+        let mut put = |w: &mut Writer, f: &dyn Fn(&mut Writer)| {
+            let start = w.buf.len();
+            f(w);
+            let s = Section {
+                offset: start as u64,
+                len: (w.buf.len() - start) as u64,
+                crc: crc32fast::hash(&w.buf[start..]),
+            };
+            sections.push(s);
+        };
+        put(&mut body, &|w| w.column(&self.pks.to_column()));
+        for c in &self.scalars {
+            put(&mut body, &|w| w.column(c));
+        }
+        let vec_bytes: &[u8] = bytemuck::cast_slice(self.vectors.as_slice());
+        let mut header = Header {
+            id: self.id,
+            rows: self.rows() as u64,
+            dim: self.dim as u32,
+            metric: String::new(),
+            pk: Section {
+                offset: 0,
+                len: 0,
+                crc: 0,
+            },
+            columns: Vec::new(),
+            vectors: Section {
+                offset: 0,
+                len: vec_bytes.len() as u64,
+                crc: crc32fast::hash(vec_bytes),
+            },
+        };
+        // Header length depends on offsets; offsets depend on header length: iterate to a fixpoint.
+        let mut hlen = 0usize;
+        let json = loop {
+            let base = (8 + 4 + 4 + hlen + 4) as u64;
+            let mut secs = sections.iter().map(|s| Section {
+                offset: s.offset + base,
+                len: s.len,
+                crc: s.crc,
+            });
+            header.pk = secs.next().expect("pk section");
+            header.columns = secs.collect();
+            let vec_off = (base + body.buf.len() as u64).div_ceil(64) * 64;
+            header.vectors.offset = vec_off;
+            let json = serde_json::to_vec(&header).map_err(|e| StoreError::Corrupt {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            if json.len() == hlen {
+                break json;
+            }
+            hlen = json.len();
+        };
+        let mut out = Vec::with_capacity(8 + 12 + json.len() + body.buf.len() + 64);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+        out.extend_from_slice(&body.buf);
+        out.resize(header.vectors.offset as usize, 0);
+        let mut f = File::create(&tmp).ctx(&tmp)?;
+        f.write_all(&out).ctx(&tmp)?;
+        f.write_all(vec_bytes).ctx(&tmp)?;
+        f.sync_all().ctx(&tmp)?;
+        drop(f);
+        fs::rename(&tmp, &path).ctx(&path)?;
+        sync_dir(dir)?;
+        let mut s = Segment::open(dir, self.id)?;
+        s.deleted = self.deleted.clone();
+        s.deleted_count = self.deleted_count;
+        Ok(s)
+    }
+
+    /// Opens a sealed segment file (no deletes applied: the manifest holds those).
+    pub(crate) fn open(dir: &Path, id: u64) -> Result<Segment> {
+        let path = seg_path(dir, id);
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            path: path.display().to_string(),
+            reason: reason.to_string(),
+        };
+        let file = File::open(&path).ctx(&path)?;
+        // SAFETY: sealed segment files are immutable once renamed into place; facedb never
+        // writes to them again (compaction writes new files).
+        let map = unsafe { Mmap::map(&file) }.ctx(&path)?;
+        if map.len() < 20 || &map[..8] != MAGIC {
+            return Err(corrupt("bad magic"));
+        }
+        let mut r = Reader::new(&map);
+        r.take(8).map_err(|e| corrupt(&e))?;
+        let version = r.u32().map_err(|e| corrupt(&e))?;
+        if version != VERSION {
+            return Err(corrupt(&format!("unsupported segment version {version}")));
+        }
+        let hlen = r.u32().map_err(|e| corrupt(&e))? as usize;
+        let json = r.take(hlen).map_err(|e| corrupt(&e))?;
+        let crc = r.u32().map_err(|e| corrupt(&e))?;
+        if crc32fast::hash(json) != crc {
+            return Err(corrupt("header checksum mismatch"));
+        }
+        let h: Header = serde_json::from_slice(json).map_err(|e| corrupt(&e.to_string()))?;
+        let section = |s: &Section| -> Result<&[u8]> {
+            let end = s
+                .offset
+                .checked_add(s.len)
+                .filter(|e| *e <= map.len() as u64)
+                .ok_or_else(|| corrupt("section out of file"))?;
+            let b = &map[s.offset as usize..end as usize];
+            Ok(b)
+        };
+        let checked = |s: &Section| -> Result<ColumnData> {
+            let b = section(s)?;
+            if crc32fast::hash(b) != s.crc {
+                return Err(corrupt("column checksum mismatch"));
+            }
+            Reader::new(b).column().map_err(|e| corrupt(&e))
+        };
+        let pks = match checked(&h.pk)? {
+            ColumnData::Int64(v) => PkColumn::Int(v),
+            ColumnData::VarChar(v) => PkColumn::Str(v),
+            _ => return Err(corrupt("bad primary key column")),
+        };
+        let mut scalars = Vec::new();
+        for s in &h.columns {
+            scalars.push(checked(s)?);
+        }
+        let dim = h.dim as usize;
+        let vlen = (h.rows as usize)
+            .checked_mul(dim)
+            .ok_or_else(|| corrupt("size overflow"))?;
+        section(&h.vectors)?;
+        if h.vectors.len as usize != vlen * 4
+            || h.vectors.offset % 64 != 0
+            || pks.len() != h.rows as usize
+        {
+            return Err(corrupt("inconsistent sizes"));
+        }
+        if scalars.iter().any(|c| c.len() != h.rows as usize) {
+            return Err(corrupt("column length differs from row count"));
+        }
+        Ok(Segment {
+            id,
+            pks,
+            scalars,
+            vectors: Vectors::Mapped {
+                map,
+                offset: h.vectors.offset as usize,
+                len: vlen,
+            },
+            dim,
+            deleted: Vec::new(),
+            deleted_count: 0,
+        })
+    }
+
+    /// Checks the vector section's CRC (reads the whole file).
+    pub(crate) fn verify(&self) -> bool {
+        match &self.vectors {
+            Vectors::Owned(_) => true,
+            Vectors::Mapped { map, .. } => {
+                let Ok(hlen) = <[u8; 4]>::try_from(&map[12..16]) else {
+                    return false;
+                };
+                let hlen = u32::from_le_bytes(hlen) as usize;
+                let Ok(h) = serde_json::from_slice::<Header>(&map[16..16 + hlen]) else {
+                    return false;
+                };
+                let b =
+                    &map[h.vectors.offset as usize..(h.vectors.offset + h.vectors.len) as usize];
+                crc32fast::hash(b) == h.vectors.crc
+            }
+        }
+    }
+}
+
+pub(crate) fn seg_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id}.seg"))
+}

@@ -1,0 +1,432 @@
+//! Collection behaviour: the seed example, every bad input, durability across reopen.
+
+mod common;
+use common::*;
+use facedb_store::*;
+
+fn ids(hits: &[Hit]) -> Vec<i64> {
+    hits.iter()
+        .map(|h| match h.pk {
+            PrimaryKey::Int(k) => k,
+            _ => panic!("int keys"),
+        })
+        .collect()
+}
+
+#[test]
+fn seed_people_example_l2_and_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.create_collection(people_schema()).unwrap();
+    assert_eq!(c.insert(people_batch()).unwrap().len(), 6);
+    c.flush().unwrap();
+    assert_eq!(c.count(), 6);
+    let q = vec![vec![1.75, 72.0, 24.0]];
+    let mut req = SearchRequest::new(q.clone(), Metric::L2, 10);
+    req.output_fields = vec!["id".into(), "name".into()];
+    let hits = &c.search(&req).unwrap()[0];
+    assert_eq!(ids(hits), vec![2, 5, 1, 6, 4, 3]);
+    let want = [4.0, 5.0, 10.0025, 41.0025, 72.0009, 80.0025];
+    for (h, w) in hits.iter().zip(want) {
+        assert!((h.distance - w).abs() < 1e-3, "{} vs {}", h.distance, w);
+    }
+    assert_eq!(
+        hits[0].fields,
+        vec![
+            ("id".to_string(), Value::Int(2)),
+            ("name".to_string(), Value::String("xiaoyue".into()))
+        ]
+    );
+    let hits = &c
+        .search(&SearchRequest::new(q.clone(), Metric::Ip, 10))
+        .unwrap()[0];
+    assert_eq!(ids(hits), vec![3, 4, 6, 1, 2, 5]);
+    assert!((hits[0].distance - 6435.15).abs() < 1e-2);
+    // limit 3, and the same answers from the growing segment before any flush
+    let db2dir = tempfile::tempdir().unwrap();
+    let db2 = Database::open(db2dir.path()).unwrap();
+    let c2 = db2.create_collection(people_schema()).unwrap();
+    c2.insert(people_batch()).unwrap();
+    assert_eq!(
+        ids(&c2.search(&SearchRequest::new(q, Metric::L2, 3)).unwrap()[0]),
+        vec![2, 5, 1]
+    );
+}
+
+#[test]
+fn range_search_follows_milvus_semantics() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.create_collection(people_schema()).unwrap();
+    c.insert(people_batch()).unwrap();
+    let mut req = SearchRequest::new(vec![vec![1.75, 72.0, 24.0]], Metric::L2, 10);
+    req.range = Some(RangeParams {
+        radius: Some(41.0025),
+        range_filter: Some(5.0),
+    });
+    // 5.0 <= d < 41.0025: ids 5 (5.0) and 1 (10.0025); 6 (41.0025) is excluded
+    assert_eq!(ids(&c.search(&req).unwrap()[0]), vec![5, 1]);
+    req.range = Some(RangeParams {
+        radius: Some(5.0),
+        range_filter: Some(41.0),
+    });
+    assert!(matches!(
+        c.search(&req),
+        Err(StoreError::InvalidParameter(_))
+    ));
+    let mut req = SearchRequest::new(vec![vec![1.75, 72.0, 24.0]], Metric::Ip, 10);
+    req.range = Some(RangeParams {
+        radius: Some(6003.0),
+        range_filter: Some(6400.0),
+    });
+    // 6003 < s <= 6400: ids 4 (6339.1), 6 (6171.1), 1 (6003.15)
+    assert_eq!(ids(&c.search(&req).unwrap()[0]), vec![4, 6, 1]);
+}
+
+#[test]
+fn fewer_rows_than_topk_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.create_collection(people_schema()).unwrap();
+    c.insert(people_batch()).unwrap();
+    let mut req = SearchRequest::new(vec![vec![1.75, 72.0, 24.0]; 2], Metric::L2, 16384);
+    let res = c.search(&req).unwrap();
+    assert_eq!(res.len(), 2);
+    assert_eq!(ids(&res[1]), vec![2, 5, 1, 6, 4, 3]);
+    req.topk = 2;
+    req.offset = 1;
+    assert_eq!(ids(&c.search(&req).unwrap()[0]), vec![5, 1]);
+}
+
+#[test]
+fn ties_are_broken_by_primary_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.create_collection(people_schema()).unwrap();
+    let b = |ids: Vec<i64>| {
+        let n = ids.len();
+        Batch::new()
+            .with("id", ColumnData::Int64(ids))
+            .with("name", ColumnData::VarChar(vec!["x".into(); n]))
+            .with(
+                "metrics",
+                ColumnData::FloatVector {
+                    dim: 3,
+                    data: vec![1.0; 3 * n],
+                },
+            )
+    };
+    c.insert(b(vec![50, 7, 30])).unwrap();
+    c.flush().unwrap();
+    c.insert(b(vec![3, 90])).unwrap();
+    let hits = &c
+        .search(&SearchRequest::new(vec![vec![0.0; 3]], Metric::L2, 4))
+        .unwrap()[0];
+    assert_eq!(ids(hits), vec![3, 7, 30, 50]);
+}
+
+#[test]
+fn bad_inputs_give_typed_errors_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.create_collection(people_schema()).unwrap();
+    c.insert(people_batch()).unwrap();
+    let one = |id: i64, name: &str, v: Vec<f32>| {
+        Batch::new()
+            .with("id", ColumnData::Int64(vec![id]))
+            .with("name", ColumnData::VarChar(vec![name.into()]))
+            .with(
+                "metrics",
+                ColumnData::FloatVector {
+                    dim: v.len(),
+                    data: v,
+                },
+            )
+    };
+    let e = c.insert(one(10, "a", vec![1.0, 2.0])).unwrap_err();
+    assert_eq!(e.to_string(), "expected dim 3, got 2 at row 0");
+    // row-wise: the row number is the failing row
+    let rows: Vec<Vec<(String, Value)>> = (0..3)
+        .map(|i| {
+            vec![
+                ("id".to_string(), Value::Int(100 + i)),
+                ("name".to_string(), Value::String("r".into())),
+                (
+                    "metrics".to_string(),
+                    Value::FloatVector(if i == 2 { vec![1.0; 2] } else { vec![1.0; 3] }),
+                ),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        Batch::from_rows(c.schema(), &rows).unwrap_err().to_string(),
+        "expected dim 3, got 2 at row 2"
+    );
+    assert!(matches!(
+        c.insert(one(10, "a", vec![1.0, f32::NAN, 2.0])),
+        Err(StoreError::NonFinite { row: 0, .. })
+    ));
+    assert!(matches!(
+        c.insert(one(10, "a", vec![1.0, f32::INFINITY, 2.0])),
+        Err(StoreError::NonFinite { .. })
+    ));
+    assert!(matches!(
+        c.insert(one(10, &"x".repeat(201), vec![1.0; 3])),
+        Err(StoreError::VarCharTooLong {
+            len: 201,
+            max_length: 200,
+            ..
+        })
+    ));
+    let missing = Batch::new().with("id", ColumnData::Int64(vec![10])).with(
+        "metrics",
+        ColumnData::FloatVector {
+            dim: 3,
+            data: vec![1.0; 3],
+        },
+    );
+    assert!(
+        matches!(c.insert(missing), Err(StoreError::MissingField { ref name }) if name == "name")
+    );
+    let unknown = one(10, "a", vec![1.0; 3]).with("age", ColumnData::Int64(vec![3]));
+    assert!(
+        matches!(c.insert(unknown), Err(StoreError::UnknownField { ref name }) if name == "age")
+    );
+    // duplicate key, in the collection and within a batch: nothing of the batch is written
+    let mut dup = one(10, "a", vec![1.0; 3]);
+    dup.columns[0].1 = ColumnData::Int64(vec![10]);
+    let two = Batch::new()
+        .with("id", ColumnData::Int64(vec![11, 3]))
+        .with("name", ColumnData::VarChar(vec!["a".into(), "b".into()]))
+        .with(
+            "metrics",
+            ColumnData::FloatVector {
+                dim: 3,
+                data: vec![1.0; 6],
+            },
+        );
+    assert!(matches!(
+        c.insert(two),
+        Err(StoreError::DuplicatePrimaryKey {
+            key: PrimaryKey::Int(3)
+        })
+    ));
+    let twice = Batch::new()
+        .with("id", ColumnData::Int64(vec![12, 12]))
+        .with("name", ColumnData::VarChar(vec!["a".into(), "b".into()]))
+        .with(
+            "metrics",
+            ColumnData::FloatVector {
+                dim: 3,
+                data: vec![1.0; 6],
+            },
+        );
+    assert!(matches!(
+        c.insert(twice),
+        Err(StoreError::DuplicatePrimaryKey {
+            key: PrimaryKey::Int(12)
+        })
+    ));
+    assert_eq!(c.count(), 6);
+    assert!(c
+        .get(&[PrimaryKey::Int(11), PrimaryKey::Int(12)], &[])
+        .unwrap()
+        .is_empty());
+    // search errors
+    let q = || SearchRequest::new(vec![vec![1.0, 2.0, 3.0]], Metric::L2, 10);
+    let mut r = q();
+    r.topk = 0;
+    assert!(matches!(
+        c.search(&r),
+        Err(StoreError::TopkOutOfRange { topk: 0 })
+    ));
+    r.topk = 16385;
+    assert!(matches!(
+        c.search(&r),
+        Err(StoreError::TopkOutOfRange { topk: 16385 })
+    ));
+    let mut r = q();
+    r.vectors = vec![];
+    assert!(matches!(
+        c.search(&r),
+        Err(StoreError::NqOutOfRange { nq: 0 })
+    ));
+    r.vectors = vec![vec![0.0; 3]; 16385];
+    assert!(matches!(
+        c.search(&r),
+        Err(StoreError::NqOutOfRange { nq: 16385 })
+    ));
+    let mut r = q();
+    r.vectors = vec![vec![0.0; 3], vec![0.0; 4]];
+    assert_eq!(
+        c.search(&r).unwrap_err().to_string(),
+        "expected dim 3, got 4 at row 1"
+    );
+    r.vectors = vec![vec![0.0, f32::NAN, 0.0]];
+    assert!(matches!(c.search(&r), Err(StoreError::NonFinite { .. })));
+    let mut r = q();
+    r.output_fields = vec!["nope".into()];
+    assert!(matches!(c.search(&r), Err(StoreError::UnknownField { .. })));
+    assert!(matches!(
+        db.collection("nope"),
+        Err(StoreError::CollectionNotFound { .. })
+    ));
+    assert!(matches!(
+        db.create_collection(people_schema()),
+        Err(StoreError::CollectionExists { .. })
+    ));
+    // wrong primary-key type in delete
+    assert!(c.delete(&[PrimaryKey::Str("1".into())]).is_err());
+    assert_eq!(c.count(), 6);
+}
+
+#[test]
+fn upsert_delete_get_survive_reopen_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.create_collection(people_schema()).unwrap();
+        c.insert(people_batch()).unwrap();
+        c.flush().unwrap();
+        assert_eq!(
+            c.delete(&[PrimaryKey::Int(2), PrimaryKey::Int(99)])
+                .unwrap(),
+            1
+        );
+        let up = Batch::new()
+            .with("id", ColumnData::Int64(vec![5]))
+            .with("name", ColumnData::VarChar(vec!["renamed".into()]))
+            .with(
+                "metrics",
+                ColumnData::FloatVector {
+                    dim: 3,
+                    data: vec![1.75, 72.0, 24.0],
+                },
+            );
+        c.upsert(up).unwrap();
+        assert_eq!(c.count(), 5);
+    }
+    let check = |c: &Collection| {
+        assert_eq!(c.count(), 5);
+        let hits = &c
+            .search(&SearchRequest::new(
+                vec![vec![1.75, 72.0, 24.0]],
+                Metric::L2,
+                10,
+            ))
+            .unwrap()[0];
+        assert_eq!(ids(hits), vec![5, 1, 6, 4, 3]);
+        assert_eq!(hits[0].distance, 0.0);
+        let got = c
+            .get(&[PrimaryKey::Int(5), PrimaryKey::Int(2)], &["name".into()])
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![vec![("name".to_string(), Value::String("renamed".into()))]]
+        );
+    };
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.collection("people").unwrap();
+        assert!(c.recovery().replayed >= 2);
+        check(&c);
+        c.compact().unwrap();
+        check(&c);
+    }
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.collection("people").unwrap();
+    check(&c);
+    assert!(c.verify());
+    db.drop_collection("people").unwrap();
+    assert!(!db.has_collection("people"));
+    let db = Database::open(dir.path()).unwrap();
+    assert!(db.list_collections().is_empty());
+}
+
+#[test]
+fn auto_id_and_varchar_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let mut s = people_schema();
+    s.name = "auto".into();
+    s.fields[0].auto_id = true;
+    let c = db.create_collection(s).unwrap();
+    let b = || {
+        Batch::new()
+            .with("name", ColumnData::VarChar(vec!["a".into(), "b".into()]))
+            .with(
+                "metrics",
+                ColumnData::FloatVector {
+                    dim: 3,
+                    data: vec![0.0; 6],
+                },
+            )
+    };
+    let k1 = c.insert(b()).unwrap();
+    let k2 = c.insert(b()).unwrap();
+    assert_eq!(k1.len(), 2);
+    assert!(k1.iter().all(|k| !k2.contains(k)));
+    assert!(c
+        .insert(b().with("id", ColumnData::Int64(vec![1, 2])))
+        .is_err());
+    drop(c);
+    drop(db);
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.collection("auto").unwrap();
+    let k3 = c.insert(b()).unwrap();
+    assert!(
+        k3.iter().all(|k| !k1.contains(k) && !k2.contains(k)),
+        "auto ids are not reused after reopen"
+    );
+
+    let s = CollectionSchema {
+        name: "strs".into(),
+        description: String::new(),
+        fields: vec![
+            FieldSchema::primary("pk", DataType::VarChar { max_length: 16 }, false),
+            FieldSchema::new("v", DataType::FloatVector { dim: 2 }),
+            FieldSchema::new("age", DataType::Int8),
+        ],
+    };
+    let c = db.create_collection(s).unwrap();
+    let b = Batch::new()
+        .with("pk", ColumnData::VarChar(vec!["b".into(), "a".into()]))
+        .with(
+            "v",
+            ColumnData::FloatVector {
+                dim: 2,
+                data: vec![0.0, 0.0, 0.0, 0.0],
+            },
+        )
+        .with("age", ColumnData::Int64(vec![3, 300]));
+    assert!(matches!(
+        c.insert(b.clone()),
+        Err(StoreError::InvalidValue { row: 1, .. })
+    ));
+    let b = Batch::new()
+        .with("pk", ColumnData::VarChar(vec!["b".into(), "a".into()]))
+        .with(
+            "v",
+            ColumnData::FloatVector {
+                dim: 2,
+                data: vec![0.0, 0.0, 0.0, 0.0],
+            },
+        )
+        .with("age", ColumnData::Int32(vec![3, 4]));
+    c.insert(b).unwrap();
+    let hits = &c
+        .search(&SearchRequest::new(vec![vec![0.0, 0.0]], Metric::L2, 2))
+        .unwrap()[0];
+    assert_eq!(
+        hits.iter().map(|h| h.pk.clone()).collect::<Vec<_>>(),
+        vec![PrimaryKey::Str("a".into()), PrimaryKey::Str("b".into())]
+    );
+    let rows = c.query(None, &["*".into()], None, 0).unwrap();
+    assert_eq!(
+        rows[1],
+        vec![
+            ("pk".to_string(), Value::String("a".into())),
+            ("age".to_string(), Value::Int(4))
+        ]
+    );
+}
