@@ -1,0 +1,736 @@
+//! The blocking work behind each RPC: store calls and Milvus metadata, one method per request.
+//! [`crate::service`] runs these on tokio's blocking pool.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use facedb_store::{Database, Metric, RangeParams, SearchRequest as StoreSearch, Value};
+use milvus::proto::common::{IndexState, KeyValuePair, LoadState};
+use milvus::proto::milvus::{
+    CreateCollectionRequest, CreateIndexRequest, DeleteRequest, DescribeCollectionResponse,
+    DescribeIndexRequest, DescribeIndexResponse, DropIndexRequest, FlushResponse, IndexDescription,
+    InsertRequest, MutationResult, QueryRequest, QueryResults, SearchRequest, SearchResults,
+    ShowCollectionsResponse, ShowType, UpsertRequest,
+};
+use milvus::proto::schema::{
+    field_data, scalar_field, CollectionSchema, FieldData, LongArray, ScalarField, SearchResultData,
+};
+use prost::Message;
+
+use crate::catalog::{store_schema, CollInfo};
+use crate::data::{
+    batch_from_fields_data, field_data as build_field_data, ids, resolve_output_fields,
+    to_store_pk, OutputFields,
+};
+use crate::meta::{unix_ms, Clock, CollectionMeta, IndexMeta, MetaStore, LOGICAL_BITS};
+use crate::params::{
+    decode_placeholders, kv_map, parse_query_params, parse_search_params, round_score, MetricKind,
+};
+use crate::pkexpr::primary_keys;
+use crate::schema::{described_schema, validate_new_schema, Fields};
+use crate::status::{success, Error, Result};
+
+/// Name of the one partition every collection has.
+pub const DEFAULT_PARTITION: &str = "_default";
+
+/// Shared state of the service.
+pub struct Core {
+    db: Database,
+    meta: Mutex<MetaStore>,
+    /// Serialises schema and metadata changes (create/drop collection, index, load).
+    ddl: Mutex<()>,
+    clock: Clock,
+    next_identifier: AtomicI64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the data as consistent as the last persisted state.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn check_partition(name: &str) -> Result<()> {
+    if name.is_empty() || name == DEFAULT_PARTITION {
+        Ok(())
+    } else {
+        Err(Error::Rejected(format!(
+            "partition not found[partition={name}]"
+        )))
+    }
+}
+
+fn store_metric(m: MetricKind) -> Metric {
+    match m {
+        MetricKind::L2 => Metric::L2,
+        MetricKind::Ip => Metric::Ip,
+        MetricKind::Cosine => Metric::Cosine,
+    }
+}
+
+impl Core {
+    /// Opens the store in `dir` (created if needed) and the Milvus metadata beside it.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] when the store or the metadata file cannot be opened.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = Database::open(dir).map_err(Error::from_store)?;
+        let meta = MetaStore::open(Some(dir))?;
+        Ok(Self {
+            db,
+            meta: Mutex::new(meta),
+            ddl: Mutex::new(()),
+            clock: Clock::default(),
+            next_identifier: AtomicI64::new(1),
+        })
+    }
+
+    /// A new hybrid timestamp.
+    pub fn timestamp(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// A new connection identifier (for `Connect`).
+    pub fn identifier(&self) -> i64 {
+        self.next_identifier.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The collection `name` with its metadata.
+    ///
+    /// # Errors
+    /// [`Error::CollectionNotFound`].
+    pub fn info(&self, name: &str) -> Result<CollInfo> {
+        if !self.db.has_collection(name) {
+            return Err(Error::collection_not_found(name));
+        }
+        let coll = self.db.collection(name).map_err(Error::from_store)?;
+        let meta = lock(&self.meta).get(name).cloned();
+        CollInfo::new(name, coll, meta.as_ref())
+    }
+
+    fn put_meta(&self, name: &str, meta: CollectionMeta) -> Result<()> {
+        lock(&self.meta).put(name, meta)
+    }
+
+    // ----- collections -----
+
+    /// `CreateCollection`: validates the serialized schema, creates the store collection and
+    /// records the Milvus metadata. Creating an existing collection with the same schema
+    /// succeeds (as Milvus); with another schema it fails.
+    pub fn create_collection(&self, req: CreateCollectionRequest) -> Result<()> {
+        let schema = CollectionSchema::decode(req.schema.as_slice()).map_err(|e| {
+            Error::InvalidParameter(format!("invalid collection schema: {e}: invalid parameter"))
+        })?;
+        let schema = validate_new_schema(&req.collection_name, schema)?;
+        let fields = Fields::from_proto(&schema)?;
+        let sschema = store_schema(&schema, &fields)?;
+        let _g = lock(&self.ddl);
+        if self.db.has_collection(&req.collection_name) {
+            let existing = self.info(&req.collection_name)?;
+            if described_schema(&existing.schema) == described_schema(&schema) {
+                return Ok(());
+            }
+            return Err(Error::Rejected(format!(
+                "create duplicate collection with different parameters, collection: {}",
+                req.collection_name
+            )));
+        }
+        let created_ts = self.timestamp();
+        self.db
+            .create_collection(sschema)
+            .map_err(Error::from_store)?;
+        let meta = CollectionMeta {
+            id: created_ts as i64,
+            created_ts,
+            created_utc_ms: created_ts >> LOGICAL_BITS,
+            schema: schema.encode_to_vec(),
+            consistency_level: req.consistency_level,
+            shards_num: if req.shards_num <= 0 {
+                1
+            } else {
+                req.shards_num
+            },
+            properties: req
+                .properties
+                .iter()
+                .map(|kv| (kv.key.clone(), kv.value.clone()))
+                .collect(),
+            loaded: false,
+            indexes: vec![],
+        };
+        self.put_meta(&req.collection_name, meta)
+    }
+
+    /// `DropCollection` (dropping a missing collection succeeds, as in Milvus 2.3).
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        let _g = lock(&self.ddl);
+        if self.db.has_collection(name) {
+            self.db.drop_collection(name).map_err(Error::from_store)?;
+        }
+        lock(&self.meta).remove(name)
+    }
+
+    /// `HasCollection`.
+    pub fn has_collection(&self, name: &str) -> bool {
+        self.db.has_collection(name)
+    }
+
+    /// `DescribeCollection` (by name, or by id when the name is empty).
+    pub fn describe_collection(&self, name: &str, id: i64) -> Result<DescribeCollectionResponse> {
+        let name = if name.is_empty() && id != 0 {
+            self.db
+                .list_collections()
+                .into_iter()
+                .find(|n| self.info(n).map(|i| i.meta.id == id).unwrap_or(false))
+                .ok_or_else(|| Error::collection_not_found(&id.to_string()))?
+        } else {
+            name.to_string()
+        };
+        let info = self.info(&name)?;
+        let m = &info.meta;
+        Ok(DescribeCollectionResponse {
+            status: Some(success()),
+            schema: Some(described_schema(&info.schema)),
+            collection_id: m.id,
+            virtual_channel_names: (0..m.shards_num)
+                .map(|i| format!("facedb-dml_{i}_{}v{i}", m.id))
+                .collect(),
+            physical_channel_names: (0..m.shards_num)
+                .map(|i| format!("facedb-dml_{i}"))
+                .collect(),
+            created_timestamp: m.created_ts,
+            created_utc_timestamp: m.created_utc_ms,
+            shards_num: m.shards_num,
+            consistency_level: m.consistency_level,
+            collection_name: name.clone(),
+            properties: m
+                .properties
+                .iter()
+                .map(|(k, v)| KeyValuePair {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+            db_name: "default".into(),
+            num_partitions: 1,
+            ..Default::default()
+        })
+    }
+
+    /// `ShowCollections` (`InMemory` lists loaded collections only).
+    #[allow(deprecated)] // inMemory_percentages is deprecated yet still read by old clients
+    pub fn show_collections(&self, show_type: i32) -> Result<ShowCollectionsResponse> {
+        let mut r = ShowCollectionsResponse {
+            status: Some(success()),
+            ..Default::default()
+        };
+        let only_loaded = show_type == ShowType::InMemory as i32;
+        let mut names = self.db.list_collections();
+        names.sort();
+        for name in names {
+            let Ok(info) = self.info(&name) else { continue };
+            if only_loaded && !info.meta.loaded {
+                continue;
+            }
+            r.collection_names.push(name);
+            r.collection_ids.push(info.meta.id);
+            r.created_timestamps.push(info.meta.created_ts);
+            r.created_utc_timestamps.push(info.meta.created_utc_ms);
+            r.in_memory_percentages
+                .push(if info.meta.loaded { 100 } else { 0 });
+            r.query_service_available.push(info.meta.loaded);
+            r.shards_num.push(info.meta.shards_num);
+        }
+        Ok(r)
+    }
+
+    /// `GetCollectionStatistics`: `row_count` = live rows.
+    pub fn collection_statistics(&self, name: &str) -> Result<Vec<KeyValuePair>> {
+        let info = self.info(name)?;
+        Ok(vec![KeyValuePair {
+            key: "row_count".into(),
+            value: info.coll.count().to_string(),
+        }])
+    }
+
+    // ----- writes -----
+
+    fn mutation(&self) -> MutationResult {
+        MutationResult {
+            status: Some(success()),
+            timestamp: self.timestamp(),
+            ..Default::default()
+        }
+    }
+
+    /// `Insert`.
+    pub fn insert(&self, req: InsertRequest) -> Result<MutationResult> {
+        check_partition(&req.partition_name)?;
+        let info = self.info(&req.collection_name)?;
+        let (batch, n) = batch_from_fields_data(&info.fields, &req.fields_data, req.num_rows)?;
+        let keys = info.coll.insert(batch).map_err(Error::from_store)?;
+        Ok(MutationResult {
+            i_ds: Some(ids(info.fields.pk(), &keys)),
+            succ_index: (0..n as u32).collect(),
+            insert_cnt: keys.len() as i64,
+            ..self.mutation()
+        })
+    }
+
+    /// `Upsert` (rows with an existing key replace it).
+    pub fn upsert(&self, req: UpsertRequest) -> Result<MutationResult> {
+        check_partition(&req.partition_name)?;
+        let info = self.info(&req.collection_name)?;
+        if info.fields.pk().auto_id {
+            return Err(Error::Rejected(
+                "upsert can not be used on a collection whose primary key is auto_id".into(),
+            ));
+        }
+        let (batch, n) = batch_from_fields_data(&info.fields, &req.fields_data, req.num_rows)?;
+        let keys = info.coll.upsert(batch).map_err(Error::from_store)?;
+        Ok(MutationResult {
+            i_ds: Some(ids(info.fields.pk(), &keys)),
+            succ_index: (0..n as u32).collect(),
+            upsert_cnt: keys.len() as i64,
+            ..self.mutation()
+        })
+    }
+
+    /// `Delete` by expression: primary-key lists directly, other expressions through the
+    /// store's filter (which answers "not supported" until filters exist).
+    pub fn delete(&self, req: DeleteRequest) -> Result<MutationResult> {
+        check_partition(&req.partition_name)?;
+        let info = self.info(&req.collection_name)?;
+        let expr = req.expr.trim();
+        if expr.is_empty() {
+            return Err(Error::Rejected("delete expression cannot be empty".into()));
+        }
+        let pk = info.fields.pk().clone();
+        let keys: Vec<_> = match primary_keys(expr, &pk) {
+            Some(k) => k.iter().map(to_store_pk).collect(),
+            None => {
+                let rows = info
+                    .coll
+                    .query(Some(expr), std::slice::from_ref(&pk.name), None, 0)
+                    .map_err(|e| Error::from_store_expr(e, expr))?;
+                rows.iter()
+                    .filter_map(|r| r.iter().find(|(n, _)| *n == pk.name).map(|(_, v)| v))
+                    .filter_map(|v| match v {
+                        Value::Int(i) => Some(facedb_store::PrimaryKey::Int(*i)),
+                        Value::String(s) => Some(facedb_store::PrimaryKey::Str(s.clone())),
+                        _ => None,
+                    })
+                    .collect()
+            }
+        };
+        let deleted = if keys.is_empty() {
+            0
+        } else {
+            info.coll.delete(&keys).map_err(Error::from_store)?
+        };
+        Ok(MutationResult {
+            delete_cnt: deleted as i64,
+            i_ds: Some(ids(&pk, &[])),
+            ..self.mutation()
+        })
+    }
+
+    /// `Flush`: seals and persists each collection (synchronously).
+    pub fn flush(&self, names: &[String]) -> Result<FlushResponse> {
+        let mut r = FlushResponse {
+            status: Some(success()),
+            db_name: "default".into(),
+            ..Default::default()
+        };
+        for name in names {
+            let info = self.info(name)?;
+            info.coll.flush().map_err(Error::from_store)?;
+            let ts = self.timestamp();
+            r.coll_seg_i_ds
+                .insert(name.clone(), LongArray { data: vec![] });
+            r.flush_coll_seg_i_ds
+                .insert(name.clone(), LongArray { data: vec![] });
+            r.coll_seal_times
+                .insert(name.clone(), (unix_ms() / 1000) as i64);
+            r.coll_flush_ts.insert(name.clone(), ts);
+        }
+        Ok(r)
+    }
+
+    // ----- indexes and loading -----
+
+    /// `CreateIndex`: records the index as asked (served by exact search). Asking again with
+    /// the same parameters succeeds; other parameters on an indexed field fail, as Milvus.
+    pub fn create_index(&self, req: CreateIndexRequest) -> Result<()> {
+        let _g = lock(&self.ddl);
+        let mut info = self.info(&req.collection_name)?;
+        let field = info
+            .fields
+            .get(&req.field_name)
+            .filter(|f| !f.is_dynamic)
+            .cloned()
+            .ok_or_else(|| {
+                Error::Rejected(format!(
+                    "cannot create index on non-exist field: {}",
+                    req.field_name
+                ))
+            })?;
+        let params: Vec<(String, String)> = req
+            .extra_params
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect();
+        if field.kind.is_vector() {
+            let m = kv_map(&req.extra_params);
+            if let Some(metric) = m.get("metric_type").filter(|s| !s.trim().is_empty()) {
+                MetricKind::parse(metric)?;
+            }
+            if let Some(p) = m.get("params").filter(|s| !s.trim().is_empty()) {
+                serde_json::from_str::<serde_json::Value>(p).map_err(|e| {
+                    Error::Rejected(format!("index params {p} are not valid JSON: {e}"))
+                })?;
+            }
+        }
+        let index_name = if req.index_name.is_empty() {
+            format!("_default_idx_{}", field.id)
+        } else {
+            req.index_name.clone()
+        };
+        if let Some(old) = info
+            .meta
+            .indexes
+            .iter()
+            .find(|i| i.field_name == field.name)
+        {
+            if old.params == params && old.index_name == index_name {
+                return Ok(());
+            }
+            return Err(Error::Rejected(
+                "CreateIndex failed: at most one distinct index is allowed per field".into(),
+            ));
+        }
+        if info.meta.indexes.iter().any(|i| i.index_name == index_name) {
+            return Err(Error::Rejected(format!(
+                "CreateIndex failed: index already exist, but parameters are inconsistent: index name {index_name}"
+            )));
+        }
+        info.meta.indexes.push(IndexMeta {
+            index_name,
+            index_id: self.timestamp() as i64,
+            field_name: field.name.clone(),
+            params,
+        });
+        self.put_meta(&info.name, info.meta.clone())
+    }
+
+    fn matching_indexes<'a>(
+        info: &'a CollInfo,
+        field_name: &str,
+        index_name: &str,
+    ) -> Vec<&'a IndexMeta> {
+        info.meta
+            .indexes
+            .iter()
+            .filter(|i| {
+                (field_name.is_empty() || i.field_name == field_name)
+                    && (index_name.is_empty() || i.index_name == index_name)
+            })
+            .collect()
+    }
+
+    /// `DescribeIndex`: every index matching the field and index names (empty = any).
+    pub fn describe_index(&self, req: DescribeIndexRequest) -> Result<DescribeIndexResponse> {
+        let info = self.info(&req.collection_name)?;
+        let found = Self::matching_indexes(&info, &req.field_name, &req.index_name);
+        if found.is_empty() {
+            return Err(Error::IndexNotFound {
+                collection: info.name.clone(),
+            });
+        }
+        let rows = info.coll.count() as i64;
+        Ok(DescribeIndexResponse {
+            status: Some(success()),
+            index_descriptions: found
+                .into_iter()
+                .map(|i| IndexDescription {
+                    index_name: i.index_name.clone(),
+                    index_id: i.index_id,
+                    params: i
+                        .params
+                        .iter()
+                        .map(|(k, v)| KeyValuePair {
+                            key: k.clone(),
+                            value: v.clone(),
+                        })
+                        .collect(),
+                    field_name: i.field_name.clone(),
+                    indexed_rows: rows,
+                    total_rows: rows,
+                    state: IndexState::Finished as i32,
+                    ..Default::default()
+                })
+                .collect(),
+        })
+    }
+
+    /// `DropIndex` (refused while loaded, as Milvus; dropping a missing index succeeds).
+    pub fn drop_index(&self, req: DropIndexRequest) -> Result<()> {
+        let _g = lock(&self.ddl);
+        let mut info = self.info(&req.collection_name)?;
+        if info.meta.loaded {
+            return Err(Error::Rejected(
+                "index cannot be dropped, collection is loaded, please release it first".into(),
+            ));
+        }
+        let before = info.meta.indexes.len();
+        info.meta.indexes.retain(|i| {
+            !((req.field_name.is_empty() || i.field_name == req.field_name)
+                && (req.index_name.is_empty() || i.index_name == req.index_name))
+        });
+        if info.meta.indexes.len() != before {
+            self.put_meta(&info.name, info.meta.clone())?;
+        }
+        Ok(())
+    }
+
+    /// `LoadCollection`: the vector field needs an index first, as in Milvus.
+    pub fn load_collection(&self, name: &str) -> Result<()> {
+        let _g = lock(&self.ddl);
+        let mut info = self.info(name)?;
+        for v in info.fields.vectors() {
+            if !info.meta.indexes.iter().any(|i| i.field_name == v.name) {
+                return Err(Error::IndexNotFound {
+                    collection: info.name.clone(),
+                });
+            }
+        }
+        if !info.meta.loaded {
+            info.meta.loaded = true;
+            self.put_meta(&info.name, info.meta.clone())?;
+        }
+        Ok(())
+    }
+
+    /// `ReleaseCollection`.
+    pub fn release_collection(&self, name: &str) -> Result<()> {
+        let _g = lock(&self.ddl);
+        let mut info = self.info(name)?;
+        if info.meta.loaded {
+            info.meta.loaded = false;
+            self.put_meta(&info.name, info.meta.clone())?;
+        }
+        Ok(())
+    }
+
+    /// `GetLoadingProgress`: 100 once loaded (loading is instant).
+    pub fn loading_progress(&self, name: &str) -> Result<i64> {
+        let info = self.info(name)?;
+        if info.meta.loaded {
+            Ok(100)
+        } else {
+            Err(Error::CollectionNotLoaded {
+                op: "get loading progress",
+                collection_id: info.meta.id,
+            })
+        }
+    }
+
+    /// `GetLoadState`.
+    pub fn load_state(&self, name: &str) -> LoadState {
+        match self.info(name) {
+            Ok(i) if i.meta.loaded => LoadState::Loaded,
+            Ok(_) => LoadState::NotLoad,
+            Err(_) => LoadState::NotExist,
+        }
+    }
+
+    // ----- reads -----
+
+    /// `Search`.
+    pub fn search(&self, req: SearchRequest) -> Result<SearchResults> {
+        let info = self.info(&req.collection_name)?;
+        for p in &req.partition_names {
+            check_partition(p)?;
+        }
+        if !info.meta.loaded {
+            return Err(Error::CollectionNotLoaded {
+                op: "search",
+                collection_id: info.meta.id,
+            });
+        }
+        let sp = parse_search_params(&req.search_params, &info.fields)?;
+        let field = info
+            .fields
+            .get(&sp.anns_field)
+            .cloned()
+            .ok_or_else(|| Error::Rejected(format!("field {} not exist", sp.anns_field)))?;
+        let placeholder = match &req.search_input {
+            Some(milvus::proto::milvus::search_request::SearchInput::PlaceholderGroup(b)) => {
+                b.as_slice()
+            }
+            Some(_) => return Err(Error::Unsupported("search by primary keys".into())),
+            None => &[],
+        };
+        let (nq, vectors) = decode_placeholders(placeholder, &field)?;
+        let metric = match info.index_metric(&field.name).transpose()? {
+            Some(index_metric) => match sp.metric {
+                Some(asked) if asked != index_metric => {
+                    return Err(Error::Rejected(format!(
+                        "metric type not match: invalid parameter[expected={}][actual={}]",
+                        index_metric.name(),
+                        asked.name()
+                    )))
+                }
+                _ => index_metric,
+            },
+            None => sp.metric.unwrap_or(MetricKind::L2),
+        };
+        let out = resolve_output_fields(&info.fields, &req.output_fields, false)?;
+        let expr = req.dsl.trim();
+        let range = sp.radius.map(|radius| RangeParams {
+            radius: Some(radius),
+            range_filter: sp.range_filter,
+        });
+        let dim = vectors.len() / nq;
+        let hits = info
+            .coll
+            .search(&StoreSearch {
+                vectors: vectors.chunks_exact(dim).map(<[f32]>::to_vec).collect(),
+                metric: store_metric(metric),
+                topk: sp.topk,
+                offset: sp.offset,
+                output_fields: out.store_names(),
+                range,
+                filter: (!expr.is_empty()).then(|| expr.to_string()),
+            })
+            .map_err(|e| Error::from_store_expr(e, expr))?;
+        let mut keys = Vec::new();
+        let mut scores = Vec::new();
+        let mut topks = Vec::with_capacity(nq);
+        let mut rows: Vec<&[(String, Value)]> = Vec::new();
+        for q in &hits {
+            topks.push(q.len() as i64);
+            for h in q {
+                keys.push(h.pk.clone());
+                scores.push(round_score(h.distance, sp.round_decimal));
+                rows.push(h.fields.as_slice());
+            }
+        }
+        let OutputFields { columns, names } = out;
+        Ok(SearchResults {
+            status: Some(success()),
+            results: Some(SearchResultData {
+                num_queries: nq as i64,
+                top_k: sp.topk as i64,
+                fields_data: build_field_data(&columns, rows.iter().copied()),
+                scores,
+                ids: Some(ids(info.fields.pk(), &keys)),
+                topks,
+                output_fields: names,
+                primary_field_name: info.fields.pk().name.clone(),
+                ..Default::default()
+            }),
+            collection_name: info.name.clone(),
+            ..Default::default()
+        })
+    }
+
+    /// `Query`: expression, output fields, `limit` / `offset`, and `count(*)`.
+    pub fn query(&self, req: QueryRequest) -> Result<QueryResults> {
+        let info = self.info(&req.collection_name)?;
+        for p in &req.partition_names {
+            check_partition(p)?;
+        }
+        if !info.meta.loaded {
+            return Err(Error::CollectionNotLoaded {
+                op: "query",
+                collection_id: info.meta.id,
+            });
+        }
+        let qp = parse_query_params(&req.query_params)?;
+        let expr = req.expr.trim();
+        let pk = info.fields.pk().clone();
+        let is_count = req.output_fields.len() == 1
+            && req.output_fields[0]
+                .replace(' ', "")
+                .eq_ignore_ascii_case("count(*)");
+        if req
+            .output_fields
+            .iter()
+            .any(|f| f.replace(' ', "").eq_ignore_ascii_case("count(*)"))
+            && !is_count
+        {
+            return Err(Error::Rejected(
+                "count entities with pagination or other output fields is not allowed".into(),
+            ));
+        }
+        if is_count {
+            let n = if expr.is_empty() {
+                info.coll.count()
+            } else if let Some(keys) = primary_keys(expr, &pk) {
+                let keys: Vec<_> = keys.iter().map(to_store_pk).collect();
+                info.coll
+                    .get(&keys, std::slice::from_ref(&pk.name))
+                    .map_err(Error::from_store)?
+                    .len()
+            } else {
+                info.coll
+                    .query(Some(expr), std::slice::from_ref(&pk.name), None, 0)
+                    .map_err(|e| Error::from_store_expr(e, expr))?
+                    .len()
+            };
+            return Ok(QueryResults {
+                status: Some(success()),
+                fields_data: vec![FieldData {
+                    r#type: milvus::proto::schema::DataType::Int64 as i32,
+                    field_name: "count(*)".into(),
+                    field: Some(field_data::Field::Scalars(ScalarField {
+                        data: Some(scalar_field::Data::LongData(LongArray {
+                            data: vec![n as i64],
+                        })),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }],
+                collection_name: info.name.clone(),
+                output_fields: vec!["count(*)".into()],
+                primary_field_name: pk.name.clone(),
+                ..Default::default()
+            });
+        }
+        if expr.is_empty() && qp.limit.is_none() {
+            return Err(Error::Rejected(
+                "empty expression should be used with limit".into(),
+            ));
+        }
+        let out = resolve_output_fields(&info.fields, &req.output_fields, true)?;
+        let names = out.store_names();
+        let rows = match primary_keys(expr, &pk) {
+            Some(keys) => {
+                let keys: Vec<_> = keys.iter().map(to_store_pk).collect();
+                let rows = info.coll.get(&keys, &names).map_err(Error::from_store)?;
+                rows.into_iter()
+                    .skip(qp.offset)
+                    .take(qp.limit.unwrap_or(usize::MAX))
+                    .collect()
+            }
+            None => info
+                .coll
+                .query(
+                    (!expr.is_empty()).then_some(expr),
+                    &names,
+                    qp.limit,
+                    qp.offset,
+                )
+                .map_err(|e| Error::from_store_expr(e, expr))?,
+        };
+        let OutputFields { columns, names } = out;
+        Ok(QueryResults {
+            status: Some(success()),
+            fields_data: build_field_data(&columns, rows.iter().map(|r| r.as_slice())),
+            collection_name: info.name.clone(),
+            output_fields: names,
+            primary_field_name: pk.name.clone(),
+            ..Default::default()
+        })
+    }
+}

@@ -1,0 +1,49 @@
+//! # facedb-milvus
+//!
+//! The Milvus gRPC service (`milvus.proto.milvus.MilvusService`) over the embedded
+//! [`facedb_store`], so code written for a Milvus server (pymilvus 2.2.x and 2.3.x, ORM and
+//! `MilvusClient`) runs unchanged against one facedb process. The protobuf types and server
+//! stubs are the ones the `milvus-sdk-rust` crate generates.
+//!
+//! What a client sees:
+//! - collections with Milvus's data model and limits; the schema sent to `CreateCollection`
+//!   comes back byte-for-byte through `DescribeCollection` (kept in `<data>/milvus-meta.json`
+//!   with index descriptions and the loaded state);
+//! - exact (FLAT) search whatever index type was asked (`DescribeIndex` reports what was
+//!   asked); L2 is squared, IP and COSINE larger-is-better, as Milvus;
+//! - every consistency level behaves as Strong, at no cost: a search sees every acknowledged
+//!   write;
+//! - errors with Milvus's status codes and texts (see [`Error`]); duplicate primary keys are
+//!   rejected (Milvus keeps both);
+//! - filter expressions: primary-key lists (`id in [..]`, `id == x`) are served directly; other
+//!   expressions go to the store, which answers "not supported yet" until it has filters.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), facedb_milvus::ServeError> {
+//! let config = facedb_milvus::ServeConfig::new("facedb-data");
+//! facedb_milvus::serve(config, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod catalog;
+mod core;
+mod data;
+mod meta;
+mod params;
+mod pkexpr;
+mod schema;
+mod server;
+mod service;
+mod status;
+
+pub use meta::META_FILE;
+pub use server::{
+    serve, serve_on, AuthInterceptor, Credentials, ServeConfig, ServeError, DEFAULT_USER,
+    MAX_MESSAGE_BYTES,
+};
+pub use service::{server_version, MilvusService, MILVUS_API_VERSION};
+pub use status::{Error, Result};
+
+/// The generated Milvus protobuf types (re-exported from `milvus-sdk-rust`).
+pub use milvus::proto;

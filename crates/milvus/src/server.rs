@@ -1,0 +1,191 @@
+//! Serving: configuration, the optional Milvus-style authentication, and the tonic server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use base64::Engine;
+use milvus::proto::milvus::milvus_service_server::MilvusServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::service::MilvusService;
+use crate::status::Error;
+
+/// Largest gRPC message accepted or sent (Milvus's default `grpc.serverMaxRecvSize`, 512 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
+
+/// User name assumed when `--auth` gives only a password (Milvus's default user).
+pub const DEFAULT_USER: &str = "root";
+
+/// Credentials a client must send, Milvus style: the gRPC metadata `authorization` holding
+/// base64 of `user:password` (what pymilvus sends for `user=`/`password=` or `token="user:password"`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Parses the `--auth` value: `user:password`, or `password` alone for user `root`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for an empty user or password.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let (user, password) = match s.split_once(':') {
+            Some((u, p)) => (u.to_string(), p.to_string()),
+            None => (DEFAULT_USER.to_string(), s.to_string()),
+        };
+        if user.is_empty() || password.is_empty() {
+            return Err(Error::InvalidParameter(
+                "--auth expects user:password (or a password for user root)".into(),
+            ));
+        }
+        Ok(Self { user, password })
+    }
+
+    /// Whether the `authorization` metadata value (base64 of `user:password`) matches.
+    pub fn accepts(&self, header: &[u8]) -> bool {
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(header.trim_ascii())
+        else {
+            return false;
+        };
+        let expected = format!("{}:{}", self.user, self.password);
+        constant_time_eq(&decoded, expected.as_bytes())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks the `authorization` metadata of every request against the configured credentials
+/// (none configured: every request passes, credentials sent are ignored, as Milvus without
+/// `common.security.authorizationEnabled`).
+#[derive(Debug, Clone)]
+pub struct AuthInterceptor(pub Option<Credentials>);
+
+impl tonic::service::Interceptor for AuthInterceptor {
+    fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        match &self.0 {
+            None => Ok(req),
+            Some(c) => match req.metadata().get("authorization") {
+                Some(v) if c.accepts(v.as_bytes()) => Ok(req),
+                _ => Err(tonic::Status::unauthenticated(
+                    "auth check failure, please check username and password are correct",
+                )),
+            },
+        }
+    }
+}
+
+/// What `facedb serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Data directory of the store (created if missing).
+    pub data_dir: PathBuf,
+    /// Address to listen on (default `127.0.0.1:19530`).
+    pub addr: SocketAddr,
+    /// Required credentials; `None` accepts every client (credentials sent are ignored).
+    pub auth: Option<Credentials>,
+}
+
+impl ServeConfig {
+    /// Defaults: `./facedb-data`, `127.0.0.1:19530`, no authentication.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 19530)),
+            auth: None,
+        }
+    }
+}
+
+/// Errors of starting or running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store or its metadata could not be opened.
+    #[error("cannot open data directory {dir}: {source}")]
+    Open {
+        /// The data directory.
+        dir: PathBuf,
+        /// Why.
+        source: Error,
+    },
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Runs the Milvus gRPC service on `config.addr` until `shutdown` completes.
+///
+/// # Errors
+/// [`ServeError::Open`], [`ServeError::Bind`], [`ServeError::Transport`].
+pub async fn serve(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+    serve_on(listener, config, shutdown).await
+}
+
+/// Like [`serve`] on an already bound listener (`config.addr` is ignored); tests bind port 0.
+///
+/// # Errors
+/// [`ServeError::Open`], [`ServeError::Transport`].
+pub async fn serve_on(
+    listener: TcpListener,
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let dir = config.data_dir.clone();
+    let service = tokio::task::spawn_blocking(move || MilvusService::open(&dir))
+        .await
+        .map_err(|e| ServeError::Open {
+            dir: config.data_dir.clone(),
+            source: Error::Internal(e.to_string()),
+        })?
+        .map_err(|source| ServeError::Open {
+            dir: config.data_dir.clone(),
+            source,
+        })?;
+    let server = MilvusServiceServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let svc = tonic::service::interceptor::InterceptedService::new(
+        server,
+        AuthInterceptor(config.auth.clone()),
+    );
+    tonic::transport::Server::builder()
+        .add_service(svc)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
