@@ -30,10 +30,10 @@ fn sections(text: &str) -> BTreeMap<String, Vec<String>> {
                 out.insert(h.to_string(), vec![]);
                 current = Some(h.to_string());
             }
-        } else if line.starts_with("  ") && current.is_some() {
-            out.get_mut(current.as_ref().unwrap())
-                .unwrap()
-                .push(line.trim().to_string());
+        } else if let (true, Some(c)) = (line.starts_with("  "), &current) {
+            if let Some(v) = out.get_mut(c) {
+                v.push(line.trim().to_string());
+            }
         } else {
             current = None;
             for key in ["num_entities after flush:", "index (L2):", "index (IP):"] {
