@@ -717,6 +717,7 @@ async fn raw_errors_are_milvus_shaped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::result_large_err)] // tonic's interceptor signature
 async fn authentication() {
     let dir = tempfile::tempdir().unwrap();
     let creds = Credentials::parse("secret").unwrap();
