@@ -174,14 +174,19 @@ impl Core {
         self.db.has_collection(name)
     }
 
+    /// The name of the collection whose Milvus id is `id`.
+    fn name_of_id(&self, id: i64) -> Result<String> {
+        self.db
+            .list_collections()
+            .into_iter()
+            .find(|n| self.info(n).map(|i| i.meta.id == id).unwrap_or(false))
+            .ok_or_else(|| Error::collection_not_found(&id.to_string()))
+    }
+
     /// `DescribeCollection` (by name, or by id when the name is empty).
     pub fn describe_collection(&self, name: &str, id: i64) -> Result<DescribeCollectionResponse> {
         let name = if name.is_empty() && id != 0 {
-            self.db
-                .list_collections()
-                .into_iter()
-                .find(|n| self.info(n).map(|i| i.meta.id == id).unwrap_or(false))
-                .ok_or_else(|| Error::collection_not_found(&id.to_string()))?
+            self.name_of_id(id)?
         } else {
             name.to_string()
         };
@@ -266,7 +271,7 @@ impl Core {
     pub fn insert(&self, req: InsertRequest) -> Result<MutationResult> {
         check_partition(&req.partition_name)?;
         let info = self.info(&req.collection_name)?;
-        let (batch, n) = batch_from_fields_data(&info.fields, &req.fields_data, req.num_rows)?;
+        let (batch, n) = batch_from_fields_data(&info.fields, req.fields_data, req.num_rows)?;
         let keys = info.coll.insert(batch).map_err(Error::from_store)?;
         Ok(MutationResult {
             i_ds: Some(ids(info.fields.pk(), &keys)),
@@ -285,7 +290,7 @@ impl Core {
                 "upsert can not be used on a collection whose primary key is auto_id".into(),
             ));
         }
-        let (batch, n) = batch_from_fields_data(&info.fields, &req.fields_data, req.num_rows)?;
+        let (batch, n) = batch_from_fields_data(&info.fields, req.fields_data, req.num_rows)?;
         let keys = info.coll.upsert(batch).map_err(Error::from_store)?;
         Ok(MutationResult {
             i_ds: Some(ids(info.fields.pk(), &keys)),
@@ -354,6 +359,19 @@ impl Core {
             r.coll_flush_ts.insert(name.clone(), ts);
         }
         Ok(r)
+    }
+
+    /// `ManualCompaction` (by collection id, or name when given): compacts synchronously and
+    /// answers the compaction id (a timestamp).
+    pub fn compact(&self, collection_id: i64, name: &str) -> Result<i64> {
+        let name = if name.is_empty() {
+            self.name_of_id(collection_id)?
+        } else {
+            name.to_string()
+        };
+        let info = self.info(&name)?;
+        info.coll.compact().map_err(Error::from_store)?;
+        Ok(self.timestamp() as i64)
     }
 
     // ----- indexes and loading -----

@@ -39,10 +39,10 @@ pub fn store_name(f: &Field) -> &str {
 /// that are not JSON objects.
 pub fn batch_from_fields_data(
     fields: &Fields,
-    data: &[FieldData],
+    data: Vec<FieldData>,
     num_rows: u32,
 ) -> Result<(Batch, usize)> {
-    let mut by_name: HashMap<&str, (&Field, &FieldData)> = HashMap::new();
+    let mut by_name: HashMap<String, FieldData> = HashMap::new();
     for fd in data {
         let field = if fd.is_dynamic || (fd.field_name.is_empty() && fields.dynamic) {
             fields.dynamic_field().ok_or_else(|| {
@@ -67,7 +67,7 @@ pub fn batch_from_fields_data(
                 field.name
             )));
         }
-        if by_name.insert(field.name.as_str(), (field, fd)).is_some() {
+        if by_name.insert(field.name.clone(), fd).is_some() {
             return Err(Error::InvalidParameter(format!(
                 "duplicated field {} in the inserted data: invalid parameter",
                 field.name
@@ -76,11 +76,12 @@ pub fn batch_from_fields_data(
     }
     let mut columns = Vec::with_capacity(fields.fields.len());
     let mut n: Option<usize> = (num_rows > 0).then_some(num_rows as usize);
+    let mut has_dynamic = false;
     for f in &fields.fields {
         if f.is_primary && f.auto_id {
             continue;
         }
-        let Some((_, fd)) = by_name.get(f.name.as_str()) else {
+        let Some(fd) = by_name.remove(&f.name) else {
             if f.is_dynamic {
                 continue; // filled below, once the row count is known
             }
@@ -102,6 +103,7 @@ pub fn batch_from_fields_data(
             Some(_) => {}
         }
         if f.is_dynamic {
+            has_dynamic = true;
             if let ColumnData::Json(docs) = &col {
                 for (row, d) in docs.iter().enumerate() {
                     let ok = serde_json::from_slice::<serde_json::Value>(d)
@@ -118,13 +120,11 @@ pub fn batch_from_fields_data(
         columns.push((store_name(f).to_string(), col));
     }
     let n = n.unwrap_or(0);
-    if let Some(d) = fields.dynamic_field() {
-        if !by_name.contains_key(d.name.as_str()) {
-            columns.push((
-                DYNAMIC_COLUMN.to_string(),
-                ColumnData::Json(vec![b"{}".to_vec(); n]),
-            ));
-        }
+    if fields.dynamic && !has_dynamic {
+        columns.push((
+            DYNAMIC_COLUMN.to_string(),
+            ColumnData::Json(vec![b"{}".to_vec(); n]),
+        ));
     }
     Ok((Batch { columns }, n))
 }
@@ -140,11 +140,9 @@ fn mistyped(f: &Field, fd: &FieldData) -> Error {
     ))
 }
 
-fn column(f: &Field, fd: &FieldData) -> Result<ColumnData> {
-    let scalars = match &fd.field {
-        Some(field_data::Field::Scalars(s)) => s.data.as_ref(),
-        _ => None,
-    };
+fn column(f: &Field, fd: FieldData) -> Result<ColumnData> {
+    let err = mistyped(f, &fd);
+    let FieldData { field, .. } = fd;
     let narrow = |v: &[i32], lo: i64, hi: i64| -> Result<()> {
         match v.iter().position(|x| (*x as i64) < lo || (*x as i64) > hi) {
             Some(row) => Err(Error::Rejected(format!(
@@ -156,61 +154,53 @@ fn column(f: &Field, fd: &FieldData) -> Result<ColumnData> {
             None => Ok(()),
         }
     };
-    Ok(match (f.kind, scalars) {
-        (FieldKind::Bool, Some(scalar_field::Data::BoolData(a))) => {
-            ColumnData::Bool(a.data.clone())
+    if let FieldKind::FloatVector { dim } = f.kind {
+        let Some(field_data::Field::Vectors(v)) = field else {
+            return Err(err);
+        };
+        let Some(vector_field::Data::FloatVector(a)) = v.data else {
+            return Err(err);
+        };
+        if v.dim != 0 && v.dim != dim as i64 {
+            return Err(Error::Rejected(format!(
+                "the dim ({}) of field data ({}) is not equal to schema dim ({dim})",
+                v.dim, f.name
+            )));
         }
-        (FieldKind::Int8, Some(scalar_field::Data::IntData(a))) => {
+        if a.data.len() % dim != 0 {
+            return Err(Error::Rejected(format!(
+                "the length({}) of float data should divide the dim({dim})",
+                a.data.len()
+            )));
+        }
+        return Ok(ColumnData::FloatVector { dim, data: a.data });
+    }
+    let Some(field_data::Field::Scalars(ScalarField {
+        data: Some(scalars),
+        ..
+    })) = field
+    else {
+        return Err(err);
+    };
+    Ok(match (f.kind, scalars) {
+        (FieldKind::Bool, scalar_field::Data::BoolData(a)) => ColumnData::Bool(a.data),
+        (FieldKind::Int8, scalar_field::Data::IntData(a)) => {
             narrow(&a.data, i8::MIN as i64, i8::MAX as i64)?;
             ColumnData::Int8(a.data.iter().map(|x| *x as i8).collect())
         }
-        (FieldKind::Int16, Some(scalar_field::Data::IntData(a))) => {
+        (FieldKind::Int16, scalar_field::Data::IntData(a)) => {
             narrow(&a.data, i16::MIN as i64, i16::MAX as i64)?;
             ColumnData::Int16(a.data.iter().map(|x| *x as i16).collect())
         }
-        (FieldKind::Int32, Some(scalar_field::Data::IntData(a))) => {
-            ColumnData::Int32(a.data.clone())
+        (FieldKind::Int32, scalar_field::Data::IntData(a)) => ColumnData::Int32(a.data),
+        (FieldKind::Int64, scalar_field::Data::LongData(a)) => ColumnData::Int64(a.data),
+        (FieldKind::Float, scalar_field::Data::FloatData(a)) => ColumnData::Float(a.data),
+        (FieldKind::Double, scalar_field::Data::DoubleData(a)) => ColumnData::Double(a.data),
+        (FieldKind::VarChar { .. }, scalar_field::Data::StringData(a)) => {
+            ColumnData::VarChar(a.data)
         }
-        (FieldKind::Int64, Some(scalar_field::Data::LongData(a))) => {
-            ColumnData::Int64(a.data.clone())
-        }
-        (FieldKind::Float, Some(scalar_field::Data::FloatData(a))) => {
-            ColumnData::Float(a.data.clone())
-        }
-        (FieldKind::Double, Some(scalar_field::Data::DoubleData(a))) => {
-            ColumnData::Double(a.data.clone())
-        }
-        (FieldKind::VarChar { .. }, Some(scalar_field::Data::StringData(a))) => {
-            ColumnData::VarChar(a.data.clone())
-        }
-        (FieldKind::Json, Some(scalar_field::Data::JsonData(a))) => {
-            ColumnData::Json(a.data.clone())
-        }
-        (FieldKind::FloatVector { dim }, _) => {
-            let Some(field_data::Field::Vectors(v)) = &fd.field else {
-                return Err(mistyped(f, fd));
-            };
-            let Some(vector_field::Data::FloatVector(a)) = &v.data else {
-                return Err(mistyped(f, fd));
-            };
-            if v.dim != 0 && v.dim != dim as i64 {
-                return Err(Error::Rejected(format!(
-                    "the dim ({}) of field data ({}) is not equal to schema dim ({dim})",
-                    v.dim, f.name
-                )));
-            }
-            if a.data.len() % dim != 0 {
-                return Err(Error::Rejected(format!(
-                    "the length({}) of float data should divide the dim({dim})",
-                    a.data.len()
-                )));
-            }
-            ColumnData::FloatVector {
-                dim,
-                data: a.data.clone(),
-            }
-        }
-        _ => return Err(mistyped(f, fd)),
+        (FieldKind::Json, scalar_field::Data::JsonData(a)) => ColumnData::Json(a.data),
+        _ => return Err(err),
     })
 }
 

@@ -14,8 +14,8 @@ use facedb_milvus::proto::milvus::{
     search_request::SearchInput, CreateCollectionRequest, CreateIndexRequest, DeleteRequest,
     DescribeCollectionRequest, DescribeIndexRequest, DropIndexRequest, FlushRequest,
     GetCollectionStatisticsRequest, GetLoadStateRequest, GetVersionRequest, HasCollectionRequest,
-    InsertRequest, LoadCollectionRequest, QueryRequest, ReleaseCollectionRequest, SearchRequest,
-    SearchResults, ShowCollectionsRequest, UpsertRequest,
+    InsertRequest, LoadCollectionRequest, ManualCompactionRequest, QueryRequest,
+    ReleaseCollectionRequest, SearchRequest, SearchResults, ShowCollectionsRequest, UpsertRequest,
 };
 use facedb_milvus::proto::schema::{
     field_data, i_ds, scalar_field, vector_field, CollectionSchema, DataType, FieldData,
