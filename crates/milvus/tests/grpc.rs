@@ -525,6 +525,32 @@ async fn writes_upsert_delete_flush() {
         .unwrap()
         .into_inner();
     assert_eq!(hit_ids(&r), vec![2, 4, 6, 5]);
+    // compaction (by collection id, as pymilvus sends it) keeps exactly the live rows
+    let id = c
+        .describe_collection(DescribeCollectionRequest {
+            collection_name: "people".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .collection_id;
+    let m = c
+        .manual_compaction(ManualCompactionRequest {
+            collection_id: id,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(codes(&m.status).1, 0, "{:?}", m.status);
+    assert!(m.compaction_id > 0);
+    let r = c
+        .search(search_req("10", &[], &[&Q]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(hit_ids(&r), vec![2, 4, 6, 5]);
     let r = c
         .delete(DeleteRequest {
             collection_name: "people".into(),
