@@ -114,6 +114,43 @@ pub fn dot_kernel() -> Kernel {
     }
 }
 
+/// A kernel scoring many rows against one query: `out[r] = f(rows[r*dim..], q)`.
+pub type RowsKernel = fn(rows: &[f32], dim: usize, q: &[f32], out: &mut [f32]);
+
+fn l2_rows_scalar(rows: &[f32], dim: usize, q: &[f32], out: &mut [f32]) {
+    for (o, x) in out.iter_mut().zip(rows.chunks_exact(dim)) {
+        *o = l2_sq_scalar(x, q);
+    }
+}
+
+fn dot_rows_scalar(rows: &[f32], dim: usize, q: &[f32], out: &mut [f32]) {
+    for (o, x) in out.iter_mut().zip(rows.chunks_exact(dim)) {
+        *o = dot_scalar(x, q);
+    }
+}
+
+/// Squared L2 of every row of `rows` (`out.len() × dim`) against `q`, for this CPU.
+pub fn l2_sq_rows_kernel() -> RowsKernel {
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => |r, d, q, o| unsafe { x86::l2_rows_avx512(r, d, q, o) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => |r, d, q, o| unsafe { x86::l2_rows_avx2(r, d, q, o) },
+        _ => l2_rows_scalar,
+    }
+}
+
+/// Inner product of every row of `rows` (`out.len() × dim`) with `q`, for this CPU.
+pub fn dot_rows_kernel() -> RowsKernel {
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => |r, d, q, o| unsafe { x86::dot_rows_avx512(r, d, q, o) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => |r, d, q, o| unsafe { x86::dot_rows_avx2(r, d, q, o) },
+        _ => dot_rows_scalar,
+    }
+}
+
 /// Squared L2 distance `sum (a_i - b_i)^2` with the fastest kernel of this CPU.
 ///
 /// `a` and `b` must have the same length (checked in debug builds only).
@@ -150,6 +187,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 pub(crate) mod x86 {
     use std::arch::x86_64::*;
 
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn l2_sq_avx512(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
@@ -186,6 +224,7 @@ pub(crate) mod x86 {
         _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
     }
 
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
@@ -222,6 +261,22 @@ pub(crate) mod x86 {
         _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
     }
 
+    macro_rules! rows_kernel {
+        ($name:ident, $feat:literal, $one:ident) => {
+            #[target_feature(enable = $feat)]
+            pub unsafe fn $name(rows: &[f32], dim: usize, q: &[f32], out: &mut [f32]) {
+                for (o, x) in out.iter_mut().zip(rows.chunks_exact(dim)) {
+                    // SAFETY: same target features as the caller.
+                    *o = unsafe { $one(x, q) };
+                }
+            }
+        };
+    }
+    rows_kernel!(l2_rows_avx512, "avx512f", l2_sq_avx512);
+    rows_kernel!(dot_rows_avx512, "avx512f", dot_avx512);
+    rows_kernel!(l2_rows_avx2, "avx2,fma", l2_sq_avx2);
+    rows_kernel!(dot_rows_avx2, "avx2,fma", dot_avx2);
+
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn hsum256(v: __m256) -> f32 {
@@ -233,6 +288,7 @@ pub(crate) mod x86 {
         _mm_cvtss_f32(s)
     }
 
+    #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn l2_sq_avx2(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
@@ -267,6 +323,7 @@ pub(crate) mod x86 {
         s
     }
 
+    #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());

@@ -243,20 +243,62 @@ fn row_scan(
 ) {
     let l2 = distance::l2_sq_kernel();
     let dot = distance::dot_kernel();
-    // Blocks of rows small enough to stay in L2 cache while every query passes over them.
-    let block = (256 * 1024 / (dim * 4)).clamp(16, 4096);
+    let l2_rows = distance::l2_sq_rows_kernel();
+    let dot_rows = distance::dot_rows_kernel();
+    // Blocks of rows small enough to stay in L2 cache while every query passes over them;
+    // scores go to a small buffer, then only those under the threshold reach the heap.
+    let block = (256 * 1024 / (dim * 4)).clamp(16, 1024);
+    let mut scores = vec![0f32; block];
+    let mut norms = vec![0f32; block];
+    let sparse = p
+        .allowed
+        .is_some_and(|w| count_allowed(w, vectors.len() / dim) * 16 < vectors.len() / dim);
     let mut s = start;
     while s < end {
         let e = (s + block).min(end);
+        let rows = &vectors[s * dim..e * dim];
+        let m = e - s;
+        if sparse {
+            // Few allowed rows: score only those.
+            for (qi, top) in tops.iter_mut().enumerate().take(nq) {
+                let q = &queries[qi * dim..(qi + 1) * dim];
+                for r in s..e {
+                    if is_allowed(p.allowed, r) {
+                        let key = row_key(p.metric, l2, dot, &vectors[r * dim..(r + 1) * dim], q);
+                        if key <= top.threshold() && p.range.contains(key) {
+                            top.push(key, r as u32, p.tiebreak);
+                        }
+                    }
+                }
+            }
+            s = e;
+            continue;
+        }
+        if p.metric == Metric::Cosine {
+            for (i, x) in rows.chunks_exact(dim).enumerate() {
+                let n2 = dot(x, x);
+                norms[i] = if n2 > 0.0 { -1.0 / n2.sqrt() } else { 0.0 };
+            }
+        }
         for (qi, top) in tops.iter_mut().enumerate().take(nq) {
             let q = &queries[qi * dim..(qi + 1) * dim];
-            for r in s..e {
-                if !is_allowed(p.allowed, r) {
-                    continue;
+            let out = &mut scores[..m];
+            match p.metric {
+                Metric::L2 => l2_rows(rows, dim, q, out),
+                Metric::Ip => {
+                    dot_rows(rows, dim, q, out);
+                    out.iter_mut().for_each(|v| *v = -*v);
                 }
-                let key = row_key(p.metric, l2, dot, &vectors[r * dim..(r + 1) * dim], q);
-                if key <= top.threshold() && p.range.contains(key) {
-                    top.push(key, r as u32, p.tiebreak);
+                Metric::Cosine => {
+                    dot_rows(rows, dim, q, out);
+                    out.iter_mut()
+                        .zip(&norms[..m])
+                        .for_each(|(v, n)| *v = if *n == 0.0 { -0.0 } else { *v * n });
+                }
+            }
+            for (i, &key) in out.iter().enumerate() {
+                if key <= top.threshold() && p.range.contains(key) && is_allowed(p.allowed, s + i) {
+                    top.push(key, (s + i) as u32, p.tiebreak);
                 }
             }
         }

@@ -9,8 +9,8 @@ use crate::wal::{sync_dir, Wal, WalRecovery};
 use crate::Options;
 use facedb_index::{flat_search, FlatParams, Metric};
 use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -100,9 +100,11 @@ impl State {
 
     /// Appends rows to the growing segment; an existing key is replaced (upsert semantics;
     /// insert checks for duplicates before it gets here).
-    fn apply_rows(&mut self, rows: &Rows) {
-        for pk in &rows.pks {
-            self.delete_pk(pk);
+    fn apply_rows(&mut self, rows: &Rows, replace: bool) {
+        if replace {
+            for pk in &rows.pks {
+                self.delete_pk(pk);
+            }
         }
         let base = self.growing.rows();
         self.growing.append(rows);
@@ -322,8 +324,8 @@ impl Collection {
             .collect();
         let dim = schema.dim();
         let pk_index = match pkf.data_type {
-            crate::schema::DataType::Int64 => PkIndex::Int(HashMap::new()),
-            _ => PkIndex::Str(HashMap::new()),
+            crate::schema::DataType::Int64 => PkIndex::Int(HashMap::default()),
+            _ => PkIndex::Str(HashMap::default()),
         };
         let mut st = State {
             sealed,
@@ -355,8 +357,9 @@ impl Collection {
                 };
                 match r.u8().map_err(bad)? {
                     OP_INSERT | OP_UPSERT => {
+                        // Replay replaces on both: a key can never be live twice.
                         let rows = r.rows().map_err(bad)?;
-                        st.apply_rows(&rows);
+                        st.apply_rows(&rows, true);
                     }
                     OP_DELETE => {
                         let pks = r.pks().map_err(bad)?;
@@ -470,7 +473,7 @@ impl Collection {
         drop(w);
         {
             let mut st = self.state.write();
-            st.apply_rows(&rows);
+            st.apply_rows(&rows, upsert);
             if let Some(PrimaryKey::Int(k)) = rows.pks.iter().max() {
                 self.next_auto_id
                     .fetch_max(k.saturating_add(1), Ordering::SeqCst);

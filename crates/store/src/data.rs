@@ -480,7 +480,8 @@ pub(crate) fn validate_batch(
             ColumnData::VarChar(v) => v.into_iter().map(PrimaryKey::Str).collect(),
             _ => unreachable!("convert returns the field's type"),
         };
-        let mut seen = std::collections::HashSet::with_capacity(pks.len());
+        let mut seen =
+            rustc_hash::FxHashSet::with_capacity_and_hasher(pks.len(), Default::default());
         for pk in &pks {
             if !seen.insert(pk) {
                 return Err(StoreError::DuplicatePrimaryKey { key: pk.clone() });

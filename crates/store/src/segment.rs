@@ -139,7 +139,7 @@ impl Segment {
         let mut w: Vec<u64> = (0..n.div_ceil(64))
             .map(|i| !self.deleted.get(i).copied().unwrap_or(0))
             .collect();
-        if n % 64 != 0 {
+        if !n.is_multiple_of(64) {
             if let Some(last) = w.last_mut() {
                 *last &= (1u64 << (n % 64)) - 1;
             }
@@ -308,7 +308,7 @@ impl Segment {
             .ok_or_else(|| corrupt("size overflow"))?;
         section(&h.vectors)?;
         if h.vectors.len as usize != vlen * 4
-            || h.vectors.offset % 64 != 0
+            || !h.vectors.offset.is_multiple_of(64)
             || pks.len() != h.rows as usize
         {
             return Err(corrupt("inconsistent sizes"));

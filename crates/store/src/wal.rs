@@ -281,7 +281,7 @@ fn scan(
         }
         let len = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap_or_default()) as u64;
         let crc = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().unwrap_or_default());
-        if len < 8 || len > MAX_RECORD || (pos + 8) as u64 + len > data.len() as u64 {
+        if !(8..=MAX_RECORD).contains(&len) || (pos + 8) as u64 + len > data.len() as u64 {
             if !is_last {
                 return Err(corrupt(format!("bad record length at byte {pos}")));
             }

@@ -430,3 +430,52 @@ fn auto_id_and_varchar_keys() {
         ]
     );
 }
+
+#[test]
+fn concurrent_writers_and_readers_see_every_acknowledged_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.create_collection(people_schema()).unwrap();
+    let threads = 6;
+    let per = 40;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let c = &c;
+            s.spawn(move || {
+                for i in 0..per {
+                    let id = (t * 1000 + i) as i64;
+                    c.insert(
+                        Batch::new()
+                            .with("id", ColumnData::Int64(vec![id]))
+                            .with("name", ColumnData::VarChar(vec![format!("t{t}")]))
+                            .with(
+                                "metrics",
+                                ColumnData::FloatVector {
+                                    dim: 3,
+                                    data: vec![id as f32, 0.0, 0.0],
+                                },
+                            ),
+                    )
+                    .unwrap();
+                    // read-your-writes: the acknowledged row is found at distance 0
+                    let hits = c
+                        .search(&SearchRequest::new(
+                            vec![vec![id as f32, 0.0, 0.0]],
+                            Metric::L2,
+                            1,
+                        ))
+                        .unwrap();
+                    assert_eq!(hits[0][0].pk, PrimaryKey::Int(id));
+                    if i == per / 2 && t == 0 {
+                        c.flush().unwrap();
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(c.count(), threads * per);
+    drop(c);
+    drop(db);
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(db.collection("people").unwrap().count(), threads * per);
+}

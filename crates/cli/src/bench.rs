@@ -1,0 +1,265 @@
+//! `facedb bench store`: insert rows/s with durability on, flush, reopen time, FLAT nq=1
+//! latency (1 and all threads) and batched throughput, on random or generated face-like data.
+//!
+//! With `--dataset DIR` (a folder written by `../shared/peers/ann/gen.py`: `base.npy`,
+//! `queries.npy`) it also writes `ids.npy` (top-10 of every query) and `timings.json`, which
+//! `bench.py ingest` puts beside faiss, hnswlib and usearch in the same tables.
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use facedb_store::*;
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// The embedded store: insert, flush, reopen, FLAT search.
+    Store {
+        /// Rows to insert (ignored with --dataset).
+        #[arg(long, default_value_t = 1_000_000)]
+        n: usize,
+        /// Dimension (ignored with --dataset).
+        #[arg(long, default_value_t = 128)]
+        dim: usize,
+        /// Folder with base.npy and queries.npy (float32, row-major), e.g. from peers/ann/gen.py.
+        #[arg(long)]
+        dataset: Option<PathBuf>,
+        /// Rows per insert call.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        /// Metric: L2, IP or COSINE.
+        #[arg(long, default_value = "L2")]
+        metric: String,
+        /// Single queries timed per thread setting.
+        #[arg(long, default_value_t = 100)]
+        single: usize,
+        /// Queries per batched call.
+        #[arg(long, default_value_t = 100)]
+        nq: usize,
+        /// Database directory (default: a temporary directory, removed afterwards).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Where to write ids.npy and timings.json for `bench.py ingest`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn load_npy(path: &Path) -> Result<(Vec<f32>, usize)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let npy =
+        npyz::NpyFile::new(&bytes[..]).with_context(|| format!("parsing {}", path.display()))?;
+    let shape = npy.shape().to_vec();
+    if shape.len() != 2 {
+        bail!(
+            "{}: expected a 2-d array, got shape {shape:?}",
+            path.display()
+        );
+    }
+    let dim = shape[1] as usize;
+    let data: Vec<f32> = npy
+        .into_vec()
+        .with_context(|| format!("{}: expected float32", path.display()))?;
+    Ok((data, dim))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn time_single(
+    c: &Collection,
+    queries: &[Vec<f32>],
+    metric: Metric,
+    threads: usize,
+) -> Result<serde_json::Value> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    let mut lat = Vec::with_capacity(queries.len());
+    pool.install(|| -> Result<()> {
+        // one warm-up query
+        c.search(&SearchRequest::new(vec![queries[0].clone()], metric, 10))?;
+        for q in queries {
+            let t = Instant::now();
+            c.search(&SearchRequest::new(vec![q.clone()], metric, 10))?;
+            lat.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        Ok(())
+    })?;
+    lat.sort_by(f64::total_cmp);
+    let mean = lat.iter().sum::<f64>() / lat.len() as f64;
+    Ok(serde_json::json!({
+        "p50_us": percentile(&lat, 0.5), "p99_us": percentile(&lat, 0.99), "mean_us": mean,
+        "cpu_us_per_q": mean * threads as f64, "n": lat.len(),
+    }))
+}
+
+fn time_batch(
+    c: &Collection,
+    queries: &[Vec<f32>],
+    metric: Metric,
+    threads: usize,
+) -> Result<(f64, Vec<Vec<Hit>>)> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    pool.install(|| -> Result<(f64, Vec<Vec<Hit>>)> {
+        let mut best = f64::INFINITY;
+        let mut res = Vec::new();
+        let t_all = Instant::now();
+        let mut reps = 0;
+        while reps < 3 || (t_all.elapsed().as_secs_f64() < 4.0 && reps < 10) {
+            let t = Instant::now();
+            res = c.search(&SearchRequest::new(queries.to_vec(), metric, 10))?;
+            best = best.min(t.elapsed().as_secs_f64());
+            reps += 1;
+        }
+        Ok((queries.len() as f64 / best, res))
+    })
+}
+
+pub fn run(cmd: BenchCmd) -> Result<()> {
+    let BenchCmd::Store {
+        n,
+        dim,
+        dataset,
+        batch,
+        metric,
+        single,
+        nq,
+        data,
+        out,
+    } = cmd;
+    let metric = Metric::parse(&metric).with_context(|| format!("unknown metric {metric}"))?;
+    let (base, queries, dim, source) = match &dataset {
+        Some(d) => {
+            let (b, dim) = load_npy(&d.join("base.npy"))?;
+            let (q, qd) = load_npy(&d.join("queries.npy"))?;
+            if qd != dim {
+                bail!("queries have dim {qd}, base has {dim}");
+            }
+            (b, q, dim, d.display().to_string())
+        }
+        None => {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+            let b: Vec<f32> = (0..n * dim).map(|_| rng.gen::<f32>()).collect();
+            let q: Vec<f32> = (0..1000 * dim).map(|_| rng.gen::<f32>()).collect();
+            (b, q, dim, format!("uniform random [0,1)^{dim}, seed 42"))
+        }
+    };
+    let n = base.len() / dim;
+    let queries: Vec<Vec<f32>> = queries.chunks_exact(dim).map(|q| q.to_vec()).collect();
+    let tmp = tempfile::tempdir()?;
+    let dir = data.unwrap_or_else(|| tmp.path().join("db"));
+    let threads = rayon::current_num_threads();
+    println!(
+        "facedb bench store: n={n} dim={dim} metric={} data={source} threads={threads} isa={:?}",
+        metric.name(),
+        facedb_index::distance::isa()
+    );
+
+    let schema = CollectionSchema {
+        name: "bench".into(),
+        description: String::new(),
+        fields: vec![
+            FieldSchema::primary("id", DataType::Int64, false),
+            FieldSchema::new("v", DataType::FloatVector { dim: dim as u32 }),
+        ],
+    };
+    let db = Database::open(&dir)?;
+    if db.has_collection("bench") {
+        db.drop_collection("bench")?;
+    }
+    let c = db.create_collection(schema)?;
+    let t = Instant::now();
+    for (i, chunk) in base.chunks(batch * dim).enumerate() {
+        let rows = chunk.len() / dim;
+        let ids: Vec<i64> = (0..rows as i64).map(|r| (i * batch) as i64 + r).collect();
+        c.insert(Batch::new().with("id", ColumnData::Int64(ids)).with(
+            "v",
+            ColumnData::FloatVector {
+                dim,
+                data: chunk.to_vec(),
+            },
+        ))?;
+    }
+    let insert_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    c.flush()?;
+    let flush_s = t.elapsed().as_secs_f64();
+    println!("insert (fsync per batch of {batch}): {:.0} rows/s ({insert_s:.2} s); flush {flush_s:.3} s; {} sealed segments", n as f64 / insert_s, c.sealed_segments());
+    drop(c);
+    drop(db);
+    let t = Instant::now();
+    let db = Database::open(&dir)?;
+    let c = db.collection("bench")?;
+    let count = c.count();
+    let reopen_s = t.elapsed().as_secs_f64();
+    println!("reopen: {:.3} s ({count} rows)", reopen_s);
+
+    let singles: Vec<Vec<f32>> = queries.iter().take(single).cloned().collect();
+    let s1 = time_single(&c, &singles, metric, 1)?;
+    let s_all = time_single(&c, &singles, metric, threads)?;
+    println!(
+        "FLAT nq=1 top-10, 1 thread:  p50 {:.2} ms  p99 {:.2} ms",
+        s1["p50_us"].as_f64().unwrap_or(0.0) / 1e3,
+        s1["p99_us"].as_f64().unwrap_or(0.0) / 1e3
+    );
+    println!(
+        "FLAT nq=1 top-10, {threads} threads: p50 {:.2} ms  p99 {:.2} ms",
+        s_all["p50_us"].as_f64().unwrap_or(0.0) / 1e3,
+        s_all["p99_us"].as_f64().unwrap_or(0.0) / 1e3
+    );
+    let bq: Vec<Vec<f32>> = queries.iter().take(nq).cloned().collect();
+    let (qps_all, _) = time_batch(&c, &bq, metric, threads)?;
+    let (qps_1, _) = time_batch(&c, &bq, metric, 1)?;
+    println!(
+        "FLAT nq={} top-10: {qps_all:.0} q/s ({threads} threads), {qps_1:.0} q/s (1 thread)",
+        bq.len()
+    );
+    let bytes = (n * dim * 4) as f64;
+    println!(
+        "scan bandwidth at nq=1: {:.1} GB/s (1 thread), {:.1} GB/s ({threads} threads)",
+        bytes / s1["p50_us"].as_f64().unwrap_or(1.0) / 1e3,
+        bytes / s_all["p50_us"].as_f64().unwrap_or(1.0) / 1e3
+    );
+
+    if let Some(out) = out {
+        std::fs::create_dir_all(&out)?;
+        let all = c.search(&SearchRequest::new(queries.clone(), metric, 10))?;
+        let mut ids: Vec<i64> = Vec::with_capacity(all.len() * 10);
+        for hits in &all {
+            for i in 0..10 {
+                ids.push(match hits.get(i).map(|h| &h.pk) {
+                    Some(PrimaryKey::Int(k)) => *k,
+                    _ => -1,
+                });
+            }
+        }
+        let mut f = std::fs::File::create(out.join("ids.npy"))?;
+        use npyz::WriterBuilder;
+        let mut w = npyz::WriteOptions::<i64>::new()
+            .default_dtype()
+            .shape(&[all.len() as u64, 10])
+            .writer(&mut f)
+            .begin_nd()?;
+        w.extend(ids)?;
+        w.finish()?;
+        let timings = serde_json::json!({
+            "build_s": 0.0, "build_params": {"insert_rows_per_s": n as f64 / insert_s, "flush_s": flush_s, "reopen_s": reopen_s},
+            "bytes_per_vec": (dim * 4) as f64, "qps_batch_allT": qps_all, "qps_batch_1T": qps_1,
+            "single_1T": s1, "single_allT": s_all, "threads_all": threads,
+        });
+        std::fs::write(
+            out.join("timings.json"),
+            serde_json::to_vec_pretty(&timings)?,
+        )?;
+        println!("wrote {}/ids.npy and timings.json", out.display());
+    }
+    Ok(())
+}
