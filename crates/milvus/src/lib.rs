@@ -39,8 +39,8 @@ mod status;
 
 pub use meta::META_FILE;
 pub use server::{
-    serve, serve_on, AuthInterceptor, Credentials, ServeConfig, ServeError, DEFAULT_USER,
-    MAX_MESSAGE_BYTES,
+    run, serve, serve_on, shutdown_signal, AuthInterceptor, Credentials, ServeConfig, ServeError,
+    DEFAULT_USER, MAX_MESSAGE_BYTES,
 };
 pub use service::{server_version, MilvusService, MILVUS_API_VERSION};
 pub use status::{Error, Result};

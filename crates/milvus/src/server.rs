@@ -137,6 +137,46 @@ pub enum ServeError {
     /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The async runtime could not be started.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Completes on Ctrl-C or (on Unix) SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Blocking entry point of `facedb serve`: starts a multi-threaded runtime and serves until
+/// Ctrl-C or SIGTERM (in-flight requests finish first).
+///
+/// # Errors
+/// [`ServeError`] as [`serve`], and [`ServeError::Runtime`].
+pub fn run(config: ServeConfig) -> Result<(), ServeError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("facedb-milvus")
+        .build()
+        .map_err(ServeError::Runtime)?;
+    rt.block_on(serve(config, shutdown_signal()))
 }
 
 /// Runs the Milvus gRPC service on `config.addr` until `shutdown` completes.

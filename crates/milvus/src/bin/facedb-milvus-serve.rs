@@ -1,12 +1,12 @@
 //! `facedb-milvus-serve [--data DIR] [--host 127.0.0.1] [--port 19530] [--auth user:password]`
 //!
-//! Serves the Milvus gRPC API over a facedb data directory until Ctrl-C / SIGTERM. The
-//! `facedb serve` subcommand of the CLI does the same through [`facedb_milvus::serve`].
+//! Serves the Milvus gRPC API over a facedb data directory until Ctrl-C / SIGTERM; the same as
+//! `facedb serve`, without the rest of the CLI (used by the peer comparison script).
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
-use facedb_milvus::{serve, Credentials, ServeConfig};
+use facedb_milvus::{run, Credentials, ServeConfig};
 
 const USAGE: &str = "usage: facedb-milvus-serve [--data DIR] [--host 127.0.0.1] [--port 19530] [--auth user:password]";
 
@@ -45,30 +45,7 @@ fn parse(args: &[String]) -> Result<ServeConfig, String> {
     Ok(config)
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = match parse(&args) {
         Ok(c) => c,
@@ -83,7 +60,7 @@ async fn main() -> ExitCode {
         config.addr,
         config.data_dir.display()
     );
-    match serve(config, shutdown_signal()).await {
+    match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("facedb-milvus-serve: {e}");
