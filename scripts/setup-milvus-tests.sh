@@ -14,6 +14,16 @@ ROOT="${FACEDB_PYENV:-${XDG_CACHE_HOME:-$HOME/.cache}/facedb/pyenv}"
 PY="${PYTHON:-python3}"
 mkdir -p "$ROOT"
 
+# A fresh Debian/Ubuntu has python3 without the venv module (and pip): install them once.
+if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip
+  else
+    echo "setup-milvus-tests: $PY lacks the venv module; install python3-venv" >&2
+    exit 1
+  fi
+fi
+
 make_env() { # name, pip requirements...
   local dir="$ROOT/$1"; shift
   local stamp="$dir/.facedb-ready"

@@ -20,6 +20,11 @@ schema = CollectionSchema([
     FieldSchema(name="metrics", dtype=DataType.FLOAT_VECTOR, dim=3),
 ])
 coll = Collection(NAME, schema, shards_num=2)
+# the schema round-trips: pymilvus reopens the collection only if DescribeCollection returns
+# exactly the schema it sent
+reopened = Collection(NAME, schema)
+assert reopened.schema == schema, (reopened.schema, schema)
+assert Collection(NAME).schema == schema
 coll.insert([[1, 2, 3, 4, 5, 6],
              ['xiaoming', 'xiaoyue', 'xiaowang', 'xiaoli', 'xiaozhang', 'xiaozhao'],
              [[1.8, 75, 25], [1.75, 70, 24], [1.8, 80, 28], [1.78, 78, 30], [1.75, 70, 23], [1.8, 76, 29]]])
