@@ -73,7 +73,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Checks the `authorization` metadata of every request against the configured credentials
+/// Checks the `dbname` metadata (only `default` exists) and the `authorization` metadata of every
+/// request against the configured credentials
 /// (none configured: every request passes, credentials sent are ignored, as Milvus without
 /// `common.security.authorizationEnabled`).
 #[derive(Debug, Clone)]
@@ -81,6 +82,16 @@ pub struct AuthInterceptor(pub Option<Credentials>);
 
 impl tonic::service::Interceptor for AuthInterceptor {
     fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        // pymilvus sends the database of `connect(db_name=...)` as `dbname` metadata; facedb
+        // has the default database only, so any other name is refused rather than ignored.
+        if let Some(db) = req.metadata().get("dbname") {
+            let db = db.to_str().unwrap_or("?");
+            if !(db.is_empty() || db == "default") {
+                return Err(tonic::Status::not_found(format!(
+                    "database not found[database={db}]: facedb serves the default database only"
+                )));
+            }
+        }
         match &self.0 {
             None => Ok(req),
             Some(c) => match req.metadata().get("authorization") {

@@ -781,3 +781,36 @@ async fn authentication() {
         assert_eq!(r.is_ok(), ok, "{header}: {r:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::result_large_err)] // tonic's interceptor signature
+async fn only_the_default_database_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), None);
+    let ch = Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    for (db, ok) in [("default", true), ("", true), ("other", false)] {
+        let mut c =
+            MilvusServiceClient::with_interceptor(ch.clone(), move |mut r: tonic::Request<()>| {
+                r.metadata_mut().insert("dbname", db.parse().unwrap());
+                Ok(r)
+            });
+        let r = c
+            .has_collection(HasCollectionRequest {
+                collection_name: "x".into(),
+                ..Default::default()
+            })
+            .await;
+        match r {
+            Ok(v) => assert!(ok && !v.into_inner().value, "{db}"),
+            Err(e) => {
+                assert!(!ok, "{db}: {e:?}");
+                assert_eq!(e.code(), tonic::Code::NotFound);
+                assert!(e.message().contains("database not found[database=other]"));
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Side by side: `facedb serve` and the real Milvus 2.3.5 of ../shared/peers/milvus, one after the
+# other on 127.0.0.1:19530, through the same pymilvus 2.2.7 code (../shared/peers/milvus/bench.py):
+# insert rows/s (raw gRPC batches), flush, load, FLAT nq=1 latency and nq=100 throughput, all
+# searches with consistency_level="Strong". Prints a two-column table; JSON in $OUT.
+#
+# Usage: scripts/bench-milvus-compare.sh [N ...]        (default: 200000 1000000)
+# Env:   OUT (default target/bench-milvus), DATASET (random|face, default random), METRIC (L2|IP),
+#        NQ_LAT (nq=1 searches timed, default 100), ONLY (facedb|milvus: run one side only)
+# Needs root for the Milvus peer (see ../shared/peers/milvus/README.md); ports 19530, 9091, 2379
+# and Milvus's internal ones must be free.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PEER=$(cd "$ROOT/../shared/peers/milvus" && pwd)
+OUT="${OUT:-$ROOT/target/bench-milvus}"
+DATASET="${DATASET:-random}"
+METRIC="${METRIC:-L2}"
+NQ_LAT="${NQ_LAT:-100}"
+ONLY="${ONLY:-}"
+SIZES=("$@")
+[[ ${#SIZES[@]} -gt 0 ]] || SIZES=(200000 1000000)
+export MILVUS_HOME="${MILVUS_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/facedb-peers/milvus}"
+mkdir -p "$OUT"
+
+bash "$PEER/setup.sh" >&2          # venv: milvus 2.3.5 server wheel + pymilvus 2.2.7 + numpy
+PY="$MILVUS_HOME/venv/bin/python"
+(cd "$ROOT" && cargo build --release -q -p facedb)
+FACEDB="$ROOT/target/release/facedb"
+
+common=(--dataset "$DATASET" --metric "$METRIC" --indexes FLAT --consistency Strong
+        --strong-sample 0 --nq 1000 --nq-lat "$NQ_LAT" --nq-batch 100 --batch 10000)
+
+wait_port() { for _ in $(seq 1 300); do (echo >/dev/tcp/127.0.0.1/19530) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+for N in "${SIZES[@]}"; do
+  if [[ "$ONLY" != milvus ]]; then
+    DATA=$(mktemp -d /tmp/facedb-bench.XXXXXX)
+    "$FACEDB" serve --data "$DATA" --port 19530 2>"$OUT/facedb_$N.log" &
+    PID=$!
+    echo "$PID" >"$OUT/facedb.pid"
+    wait_port || { echo "facedb serve did not start" >&2; kill "$PID"; exit 1; }
+    # facedb has no background compaction to wait for: --settle-s 0
+    "$PY" "$PEER/bench.py" --n "$N" "${common[@]}" --settle-s 0 --pidfile "$OUT/facedb.pid" \
+      --out "$OUT/facedb_$N.json"
+    kill -TERM "$PID"; wait "$PID" || true
+    rm -rf "$DATA"
+  fi
+  if [[ "$ONLY" != facedb ]]; then
+    bash "$PEER/start.sh" >&2
+    "$PY" "$PEER/bench.py" --n "$N" "${common[@]}" --settle-s 30 \
+      --pidfile "$MILVUS_HOME/milvus.pid" --out "$OUT/milvus_$N.json" || true
+    bash "$PEER/stop.sh" >&2
+  fi
+done
+"$PY" "$ROOT/crates/milvus/bench/summarize.py" "$OUT" "${SIZES[@]}"
