@@ -433,3 +433,209 @@ fn build_column<'a>(f: &Field, vals: impl Iterator<Item = Option<&'a Value>>) ->
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use milvus::proto::schema::DataType as PDataType;
+
+    fn field(id: i64, name: &str, kind: FieldKind) -> Field {
+        Field {
+            id,
+            name: name.into(),
+            kind,
+            is_primary: id == 100,
+            auto_id: false,
+            is_dynamic: false,
+            description: String::new(),
+        }
+    }
+
+    fn fields(dynamic: bool, auto_id: bool) -> Fields {
+        let mut v = vec![
+            field(100, "id", FieldKind::Int64),
+            field(101, "age", FieldKind::Int8),
+            field(102, "v", FieldKind::FloatVector { dim: 2 }),
+        ];
+        v[0].auto_id = auto_id;
+        if dynamic {
+            let mut d = field(103, "$meta", FieldKind::Json);
+            d.is_dynamic = true;
+            v.push(d);
+        }
+        Fields {
+            fields: v,
+            pk: 0,
+            dynamic,
+        }
+    }
+
+    fn scalar(name: &str, t: PDataType, d: scalar_field::Data) -> FieldData {
+        FieldData {
+            r#type: t as i32,
+            field_name: name.into(),
+            field: Some(field_data::Field::Scalars(ScalarField {
+                data: Some(d),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn vectors(name: &str, dim: i64, data: Vec<f32>) -> FieldData {
+        FieldData {
+            r#type: PDataType::FloatVector as i32,
+            field_name: name.into(),
+            field: Some(field_data::Field::Vectors(VectorField {
+                dim,
+                data: Some(vector_field::Data::FloatVector(FloatArray { data })),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn rows(ages: Vec<i32>) -> Vec<FieldData> {
+        let n = ages.len();
+        vec![
+            scalar(
+                "id",
+                PDataType::Int64,
+                scalar_field::Data::LongData(LongArray {
+                    data: (0..n as i64).collect(),
+                }),
+            ),
+            scalar(
+                "age",
+                PDataType::Int8,
+                scalar_field::Data::IntData(IntArray { data: ages }),
+            ),
+            vectors("v", 2, vec![0.5; 2 * n]),
+        ]
+    }
+
+    #[test]
+    fn converts_columns_and_fills_the_dynamic_field() {
+        let (b, n) = batch_from_fields_data(&fields(true, false), rows(vec![1, -2]), 2).unwrap();
+        assert_eq!(n, 2);
+        let names: Vec<_> = b.columns.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, vec!["id", "age", "v", DYNAMIC_COLUMN]);
+        assert_eq!(b.columns[1].1, ColumnData::Int8(vec![1, -2]));
+        assert_eq!(
+            b.columns[3].1,
+            ColumnData::Json(vec![b"{}".to_vec(), b"{}".to_vec()])
+        );
+    }
+
+    #[test]
+    fn rejects_bad_columns() {
+        let f = fields(false, false);
+        let e = batch_from_fields_data(&f, rows(vec![1, 300]), 2).unwrap_err();
+        assert!(e.to_string().contains("out of range for Int8"), "{e}");
+        let e = batch_from_fields_data(&f, rows(vec![1, 2]), 3).unwrap_err();
+        assert!(
+            e.to_string().starts_with("the num_rows (2) of field (id)"),
+            "{e}"
+        );
+        let mut r = rows(vec![1]);
+        r.pop();
+        let e = batch_from_fields_data(&f, r, 1).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "fieldSchema(v) has no corresponding fieldData pass in: invalid parameter"
+        );
+        let mut r = rows(vec![1]);
+        r[2] = vectors("v", 2, vec![1.0, 2.0, 3.0]);
+        assert_eq!(
+            batch_from_fields_data(&f, r, 1).unwrap_err().to_string(),
+            "the length(3) of float data should divide the dim(2)"
+        );
+        let mut r = rows(vec![1]);
+        r[1] = scalar(
+            "age",
+            PDataType::VarChar,
+            scalar_field::Data::StringData(StringArray {
+                data: vec!["x".into()],
+            }),
+        );
+        assert!(batch_from_fields_data(&f, r, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("the data type of field age is Int8"));
+        let mut r = rows(vec![1]);
+        r[0].field_name = "nope".into();
+        assert_eq!(
+            batch_from_fields_data(&f, r, 1).unwrap_err().to_string(),
+            "field nope not exist"
+        );
+        let e = batch_from_fields_data(&fields(false, true), rows(vec![1]), 1).unwrap_err();
+        assert!(e.to_string().contains("is auto_id"), "{e}");
+        let mut r = rows(vec![1]);
+        r.push(scalar(
+            "",
+            PDataType::Json,
+            scalar_field::Data::JsonData(JsonArray {
+                data: vec![b"[1]".to_vec()],
+            }),
+        ));
+        r[3].is_dynamic = true;
+        let e = batch_from_fields_data(&fields(true, false), r, 1).unwrap_err();
+        assert!(e.to_string().contains("not a JSON object"), "{e}");
+    }
+
+    #[test]
+    fn output_fields() {
+        let f = fields(true, false);
+        let o = resolve_output_fields(&f, &["*".into()], false).unwrap();
+        assert_eq!(o.names, vec!["id", "age", "v", "$meta"]);
+        assert_eq!(o.store_names(), vec!["id", "age", "v", DYNAMIC_COLUMN]);
+        let o = resolve_output_fields(&f, &["color".into(), "age".into()], true).unwrap();
+        assert_eq!(o.names, vec!["color", "age", "id"]);
+        assert_eq!(o.store_names(), vec![DYNAMIC_COLUMN, "age", "id"]);
+        let e = resolve_output_fields(&fields(false, false), &["color".into()], false).unwrap_err();
+        assert_eq!(e.to_string(), "field color not exist");
+    }
+
+    #[test]
+    fn builds_wire_columns() {
+        let f = fields(false, false);
+        let cols = vec![
+            OutColumn {
+                field: f.fields[1].clone(),
+            },
+            OutColumn {
+                field: f.fields[2].clone(),
+            },
+        ];
+        let r1 = vec![
+            ("age".to_string(), Value::Int(7)),
+            ("v".to_string(), Value::FloatVector(vec![1.0, 2.0])),
+        ];
+        let r2 = vec![
+            ("age".to_string(), Value::Int(-1)),
+            ("v".to_string(), Value::FloatVector(vec![3.0, 4.0])),
+        ];
+        let rows = [r1, r2];
+        let fd = field_data(&cols, rows.iter().map(|r| r.as_slice()));
+        assert_eq!(fd[0].field_id, 101);
+        assert_eq!(
+            fd[0].field,
+            Some(field_data::Field::Scalars(ScalarField {
+                data: Some(scalar_field::Data::IntData(IntArray { data: vec![7, -1] })),
+                ..Default::default()
+            }))
+        );
+        match &fd[1].field {
+            Some(field_data::Field::Vectors(v)) => {
+                assert_eq!(v.dim, 2);
+                assert_eq!(
+                    v.data,
+                    Some(vector_field::Data::FloatVector(FloatArray {
+                        data: vec![1.0, 2.0, 3.0, 4.0]
+                    }))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
