@@ -321,7 +321,7 @@ fn packed_scan(
     // Queries transposed into tiles of 32: qp[t][j * 32 + lane] = query (t*32 + lane), coord j.
     // A last tile with at most 16 queries runs the 16-lane kernel (less padding work).
     let tiles = nq.div_ceil(TILE_LANES);
-    let narrow_last = nq % TILE_LANES != 0 && nq % TILE_LANES <= 16;
+    let narrow_last = !nq.is_multiple_of(TILE_LANES) && nq % TILE_LANES <= 16;
     let mut qp = vec![0f32; tiles * dim * TILE_LANES];
     let mut qn2 = vec![0f32; tiles * TILE_LANES];
     let mut qnorm = vec![0f32; tiles * TILE_LANES];
