@@ -351,8 +351,8 @@ fn packed_scan(
             top.threshold()
         };
     };
-    for qi in 0..nq {
-        refresh(&mut thr, qi, &tops[qi]);
+    for (qi, top) in tops.iter().enumerate().take(nq) {
+        refresh(&mut thr, qi, top);
     }
     let mut tail = vec![0f32; TILE_ROWS * dim];
     let mut keys = [0f32; TILE_ROWS * TILE_LANES];
