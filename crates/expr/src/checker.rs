@@ -72,6 +72,20 @@ enum OpKind {
     Pred(Predicate),
 }
 
+fn konst(v: Value, offset: usize) -> Result<Operand, ExprError> {
+    Ok(Operand {
+        kind: OpKind::Const(v),
+        offset,
+    })
+}
+
+fn pred(p: Predicate, offset: usize) -> Result<Operand, ExprError> {
+    Ok(Operand {
+        kind: OpKind::Pred(p),
+        offset,
+    })
+}
+
 fn type_mismatch(offset: usize, left: &str, right: &str) -> ExprError {
     ExprError::TypeMismatch {
         offset,
@@ -95,7 +109,19 @@ fn unsupported(offset: usize, what: impl Into<String>) -> ExprError {
 }
 
 impl<S: SchemaView + ?Sized> Checker<'_, S> {
-    fn resolve(&self, name: &str, path: &[String], offset: usize) -> Result<OpKind, ExprError> {
+    fn resolve(&self, name: &str, path: &[String], offset: usize) -> Result<Operand, ExprError> {
+        Ok(Operand {
+            kind: self.resolve_kind(name, path, offset)?,
+            offset,
+        })
+    }
+
+    fn resolve_kind(
+        &self,
+        name: &str,
+        path: &[String],
+        offset: usize,
+    ) -> Result<OpKind, ExprError> {
         match self.schema.field_type(name) {
             Some(FieldKind::Vector) => Err(ExprError::VectorField {
                 offset,
@@ -146,114 +172,162 @@ impl<S: SchemaView + ?Sized> Checker<'_, S> {
         }
     }
 
+    /// Checks one node. The match only dispatches: every node kind has its own function, so
+    /// that the frames on the recursion path stay small (also in debug builds).
     fn operand(&self, e: &Expr) -> Result<Operand, ExprError> {
         let offset = e.offset;
-        let kind = match &e.kind {
-            ExprKind::Int(v) => OpKind::Const(Value::Int(*v)),
-            ExprKind::Float(v) => OpKind::Const(Value::Float(*v)),
-            ExprKind::Str(s) => OpKind::Const(Value::Str(s.clone())),
-            ExprKind::Bool(b) => OpKind::Const(Value::Bool(*b)),
-            ExprKind::List(items) => {
-                let mut values = Vec::with_capacity(items.len());
-                for item in items {
-                    let o = self.operand(item)?;
-                    match o.kind {
-                        OpKind::Const(v) => values.push((v, o.offset)),
-                        _ => return Err(ExprError::NonConstant { offset: o.offset }),
-                    }
-                }
-                OpKind::List(values)
-            }
-            ExprKind::Field(name) => self.resolve(name, &[], offset)?,
-            ExprKind::JsonPath { field, path } => self.resolve(field, path, offset)?,
-            ExprKind::Unary { op, operand } => {
-                let o = self.operand(operand)?;
-                match (op, o.kind) {
-                    (UnaryOp::Plus, OpKind::Const(v @ (Value::Int(_) | Value::Float(_)))) => {
-                        OpKind::Const(v)
-                    }
-                    (UnaryOp::Neg, OpKind::Const(Value::Int(v))) => OpKind::Const(Value::Int(
-                        v.checked_neg().ok_or(ExprError::Overflow { offset })?,
-                    )),
-                    (UnaryOp::Neg, OpKind::Const(Value::Float(v))) => {
-                        OpKind::Const(Value::Float(-v))
-                    }
-                    (_, OpKind::Field(_) | OpKind::Json(..) | OpKind::Arith { .. }) => {
-                        return Err(unsupported(offset, "unary + / - on a field"))
-                    }
-                    _ => {
-                        return Err(invalid(
-                            o.offset,
-                            "unary + / - applies to numeric constants only",
-                        ))
-                    }
-                }
-            }
-            ExprKind::Not(inner) => OpKind::Pred(negate(self.predicate(inner)?)),
+        // Every arm returns its callee's result directly (no `?`): in debug builds each `?`
+        // keeps its own temporaries in this frame, which is on the recursion path.
+        match &e.kind {
+            ExprKind::Int(v) => konst(Value::Int(*v), offset),
+            ExprKind::Float(v) => konst(Value::Float(*v), offset),
+            ExprKind::Str(s) => konst(Value::Str(s.clone()), offset),
+            ExprKind::Bool(b) => konst(Value::Bool(*b), offset),
+            ExprKind::List(items) => self.list(items, offset),
+            ExprKind::Field(name) => self.resolve(name, &[], offset),
+            ExprKind::JsonPath { field, path } => self.resolve(field, path, offset),
+            ExprKind::Unary { op, operand } => self.unary(*op, operand, offset),
+            ExprKind::Not(inner) => self.not(inner, offset),
             ExprKind::Arith {
                 op,
                 op_offset,
                 lhs,
                 rhs,
-            } => {
-                let l = self.operand(lhs)?;
-                let r = self.operand(rhs)?;
-                self.arith(*op, *op_offset, l, r)?
-            }
+            } => self.arith_node(*op, *op_offset, lhs, rhs, offset),
             ExprKind::Compare {
                 op,
                 op_offset,
                 lhs,
                 rhs,
-            } => {
-                let l = self.operand(lhs)?;
-                let r = self.operand(rhs)?;
-                OpKind::Pred(self.compare(*op, *op_offset, l, r)?)
-            }
+            } => self.compare_node(*op, *op_offset, lhs, rhs, offset),
             ExprKind::Range {
                 field,
                 lower,
                 lower_op,
                 upper_op,
                 upper,
-            } => {
-                let f = self.operand(field)?;
-                let lo = self.operand(lower)?;
-                let hi = self.operand(upper)?;
-                OpKind::Pred(self.range(f, lo, *lower_op, *upper_op, hi)?)
-            }
+            } => self.range_node(field, lower, *lower_op, *upper_op, upper, offset),
             ExprKind::In {
                 lhs, list, negated, ..
-            } => {
-                let l = self.operand(lhs)?;
-                let list = self.operand(list)?;
-                OpKind::Pred(self.term(l, list, *negated)?)
+            } => self.term_node(lhs, list, *negated, offset),
+            ExprKind::Like { lhs, pattern, .. } => self.like_node(lhs, pattern, offset),
+            ExprKind::And(items) => self.logic(items, true, offset),
+            ExprKind::Or(items) => self.logic(items, false, offset),
+            ExprKind::Call { name, args } => self.call_node(name, args, offset),
+        }
+    }
+
+    fn not(&self, inner: &Expr, offset: usize) -> Result<Operand, ExprError> {
+        pred(negate(self.predicate(inner)?), offset)
+    }
+
+    fn call_node(&self, name: &str, args: &[Expr], offset: usize) -> Result<Operand, ExprError> {
+        pred(self.call(name, args, offset)?, offset)
+    }
+
+    fn list(&self, items: &[Expr], offset: usize) -> Result<Operand, ExprError> {
+        let mut values = Vec::with_capacity(items.len());
+        for item in items {
+            let o = self.operand(item)?;
+            match o.kind {
+                OpKind::Const(v) => values.push((v, o.offset)),
+                _ => return Err(ExprError::NonConstant { offset: o.offset }),
             }
-            ExprKind::Like {
-                lhs,
-                pattern,
-                pattern_offset: _,
-            } => {
-                let l = self.operand(lhs)?;
-                OpKind::Pred(like(l, pattern)?)
+        }
+        Ok(Operand {
+            kind: OpKind::List(values),
+            offset,
+        })
+    }
+
+    fn unary(&self, op: UnaryOp, operand: &Expr, offset: usize) -> Result<Operand, ExprError> {
+        let o = self.operand(operand)?;
+        let kind = match (op, o.kind) {
+            (UnaryOp::Plus, OpKind::Const(v @ (Value::Int(_) | Value::Float(_)))) => {
+                OpKind::Const(v)
             }
-            ExprKind::And(items) => {
-                let preds = items
-                    .iter()
-                    .map(|i| self.predicate(i))
-                    .collect::<Result<Vec<_>, _>>()?;
-                OpKind::Pred(and(preds))
+            (UnaryOp::Neg, OpKind::Const(Value::Int(v))) => OpKind::Const(Value::Int(
+                v.checked_neg().ok_or(ExprError::Overflow { offset })?,
+            )),
+            (UnaryOp::Neg, OpKind::Const(Value::Float(v))) => OpKind::Const(Value::Float(-v)),
+            (_, OpKind::Field(_) | OpKind::Json(..) | OpKind::Arith { .. }) => {
+                return Err(unsupported(offset, "unary + / - on a field"))
             }
-            ExprKind::Or(items) => {
-                let preds = items
-                    .iter()
-                    .map(|i| self.predicate(i))
-                    .collect::<Result<Vec<_>, _>>()?;
-                OpKind::Pred(or(preds))
+            _ => {
+                return Err(invalid(
+                    o.offset,
+                    "unary + / - applies to numeric constants only",
+                ))
             }
-            ExprKind::Call { name, args } => OpKind::Pred(self.call(name, args, offset)?),
         };
         Ok(Operand { kind, offset })
+    }
+
+    fn arith_node(
+        &self,
+        op: ArithOp,
+        op_offset: usize,
+        lhs: &Expr,
+        rhs: &Expr,
+        offset: usize,
+    ) -> Result<Operand, ExprError> {
+        let l = self.operand(lhs)?;
+        let r = self.operand(rhs)?;
+        let kind = self.arith(op, op_offset, l, r)?;
+        Ok(Operand { kind, offset })
+    }
+
+    fn compare_node(
+        &self,
+        op: CmpOp,
+        op_offset: usize,
+        lhs: &Expr,
+        rhs: &Expr,
+        offset: usize,
+    ) -> Result<Operand, ExprError> {
+        let l = self.operand(lhs)?;
+        let r = self.operand(rhs)?;
+        pred(self.compare(op, op_offset, l, r)?, offset)
+    }
+
+    fn range_node(
+        &self,
+        field: &Expr,
+        lower: &Expr,
+        lower_op: CmpOp,
+        upper_op: CmpOp,
+        upper: &Expr,
+        offset: usize,
+    ) -> Result<Operand, ExprError> {
+        let f = self.operand(field)?;
+        let lo = self.operand(lower)?;
+        let hi = self.operand(upper)?;
+        pred(self.range(f, lo, lower_op, upper_op, hi)?, offset)
+    }
+
+    fn term_node(
+        &self,
+        lhs: &Expr,
+        list: &Expr,
+        negated: bool,
+        offset: usize,
+    ) -> Result<Operand, ExprError> {
+        let l = self.operand(lhs)?;
+        let list = self.operand(list)?;
+        pred(self.term(l, list, negated)?, offset)
+    }
+
+    fn like_node(&self, lhs: &Expr, pattern: &str, offset: usize) -> Result<Operand, ExprError> {
+        let l = self.operand(lhs)?;
+        pred(like(l, pattern)?, offset)
+    }
+
+    fn logic(&self, items: &[Expr], is_and: bool, offset: usize) -> Result<Operand, ExprError> {
+        let preds = items
+            .iter()
+            .map(|i| self.predicate(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        pred(if is_and { and(preds) } else { or(preds) }, offset)
     }
 
     /// Checks `e` as a boolean predicate.
@@ -423,14 +497,19 @@ impl<S: SchemaView + ?Sized> Checker<'_, S> {
                 let low = coerce(&field, low, low_off)?;
                 let high = coerce(&field, high, high_off)?;
                 if let Some((tmin, tmax)) = field.ty.int_range() {
-                    let (Coerced::Int(a), Coerced::Int(b)) = (&low, &high) else {
-                        return Ok(Predicate::Const(false));
+                    // A bound below the type's range lets every value pass on that side; one
+                    // above it none (and the mirror for the upper bound).
+                    let lo = match low {
+                        Coerced::Int(a) if low_incl => Some(a),
+                        Coerced::Int(a) => a.checked_add(1),
+                        Coerced::Below => Some(tmin),
+                        _ => None,
                     };
-                    let lo = if low_incl { Some(*a) } else { a.checked_add(1) };
-                    let hi = if high_incl {
-                        Some(*b)
-                    } else {
-                        b.checked_sub(1)
+                    let hi = match high {
+                        Coerced::Int(b) if high_incl => Some(b),
+                        Coerced::Int(b) => b.checked_sub(1),
+                        Coerced::Above => Some(tmax),
+                        _ => None,
                     };
                     let (Some(lo), Some(hi)) = (lo, hi) else {
                         return Ok(Predicate::Const(false));

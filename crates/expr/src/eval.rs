@@ -239,7 +239,62 @@ macro_rules! with_floats {
     };
 }
 
+/// Evaluates one node. Only `not` / `and` / `or` recurse; they and the leaves have their
+/// own functions so that the frames on the recursion path stay small in debug builds.
 fn eval<C: Columns + ?Sized>(p: &Predicate, cols: &C, n: usize) -> Result<Bitmap, ExprError> {
+    match p {
+        Predicate::Not(inner) => eval_not(inner, cols, n),
+        Predicate::And(items) => eval_and(items, cols, n),
+        Predicate::Or(items) => eval_or(items, cols, n),
+        _ => eval_leaf(p, cols, n),
+    }
+}
+
+fn eval_not<C: Columns + ?Sized>(p: &Predicate, cols: &C, n: usize) -> Result<Bitmap, ExprError> {
+    let mut b = eval(p, cols, n)?;
+    b.negate();
+    Ok(b)
+}
+
+fn eval_and<C: Columns + ?Sized>(
+    items: &[Predicate],
+    cols: &C,
+    n: usize,
+) -> Result<Bitmap, ExprError> {
+    let mut acc: Option<Bitmap> = None;
+    for item in items {
+        let b = eval(item, cols, n)?;
+        match &mut acc {
+            None => acc = Some(b),
+            Some(a) => a.and_assign(&b),
+        }
+        if acc.as_ref().is_some_and(Bitmap::none) {
+            break;
+        }
+    }
+    Ok(acc.unwrap_or_else(|| Bitmap::ones(n)))
+}
+
+fn eval_or<C: Columns + ?Sized>(
+    items: &[Predicate],
+    cols: &C,
+    n: usize,
+) -> Result<Bitmap, ExprError> {
+    let mut acc: Option<Bitmap> = None;
+    for item in items {
+        let b = eval(item, cols, n)?;
+        match &mut acc {
+            None => acc = Some(b),
+            Some(a) => a.or_assign(&b),
+        }
+        if acc.as_ref().is_some_and(Bitmap::all) {
+            break;
+        }
+    }
+    Ok(acc.unwrap_or_else(|| Bitmap::zeros(n)))
+}
+
+fn eval_leaf<C: Columns + ?Sized>(p: &Predicate, cols: &C, n: usize) -> Result<Bitmap, ExprError> {
     Ok(match p {
         Predicate::Const(true) => Bitmap::ones(n),
         Predicate::Const(false) => Bitmap::zeros(n),
@@ -292,39 +347,7 @@ fn eval<C: Columns + ?Sized>(p: &Predicate, cols: &C, n: usize) -> Result<Bitmap
             ColumnView::Json(docs) => map_bits(docs, |d| json::matches(d, path, test)),
             _ => return Err(bad_value(field)),
         },
-        Predicate::Not(inner) => {
-            let mut b = eval(inner, cols, n)?;
-            b.negate();
-            b
-        }
-        Predicate::And(items) => {
-            let mut acc: Option<Bitmap> = None;
-            for item in items {
-                let b = eval(item, cols, n)?;
-                match &mut acc {
-                    None => acc = Some(b),
-                    Some(a) => a.and_assign(&b),
-                }
-                if acc.as_ref().is_some_and(Bitmap::none) {
-                    break;
-                }
-            }
-            acc.unwrap_or_else(|| Bitmap::ones(n))
-        }
-        Predicate::Or(items) => {
-            let mut acc: Option<Bitmap> = None;
-            for item in items {
-                let b = eval(item, cols, n)?;
-                match &mut acc {
-                    None => acc = Some(b),
-                    Some(a) => a.or_assign(&b),
-                }
-                if acc.as_ref().is_some_and(Bitmap::all) {
-                    break;
-                }
-            }
-            acc.unwrap_or_else(|| Bitmap::zeros(n))
-        }
+        Predicate::Not(_) | Predicate::And(_) | Predicate::Or(_) => eval(p, cols, n)?,
     })
 }
 

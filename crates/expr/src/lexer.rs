@@ -411,7 +411,8 @@ impl<'a> Lexer<'a> {
 
     /// A single- or double-quoted string starting at `start` (the quote). Returns the
     /// unescaped text and the offset after the closing quote. Escapes as in C / Go:
-    /// `\' \" \\ \? \a \b \f \n \r \t \v`, octal `\ooo`, `\xHH..`, `\uXXXX`, `\UXXXXXXXX`.
+    /// `\' \" \\ \? \a \b \f \n \r \t \v`, octal `\ooo` (3 digits), `\xHH` (2 digits),
+    /// `\uXXXX`, `\UXXXXXXXX`.
     /// `\%` and `\_` are kept with their backslash so that `like` sees an escaped wildcard.
     fn string_literal(&self, start: usize) -> Result<(String, usize), ExprError> {
         let quote = self.bytes[start];
@@ -451,34 +452,30 @@ impl<'a> Lexer<'a> {
                             out.push(e);
                         }
                         b'0'..=b'7' => {
-                            let mut v: u32 = u32::from(e - b'0');
-                            let mut n = 1;
-                            while n < 3 {
-                                match self.peek_at(pos) {
-                                    Some(d @ b'0'..=b'7') => {
-                                        v = v * 8 + u32::from(d - b'0');
-                                        pos += 1;
-                                        n += 1;
-                                    }
-                                    _ => break,
+                            // Exactly three octal digits, as Go's strconv.Unquote (which
+                            // Milvus uses) requires.
+                            let ds = pos - 1;
+                            for _ in 0..2 {
+                                if !matches!(self.peek_at(pos), Some(b'0'..=b'7')) {
+                                    return Err(bad("octal escape needs exactly 3 digits"));
                                 }
+                                pos += 1;
                             }
-                            let byte = u8::try_from(v)
+                            let byte = u8::from_str_radix(&self.src[ds..pos], 8)
                                 .map_err(|_| bad("octal escape out of range (max \\377)"))?;
                             out.push(byte);
                         }
                         b'x' => {
+                            // Exactly two hex digits, as Go.
                             let ds = pos;
-                            while self.peek_at(pos).is_some_and(|c| c.is_ascii_hexdigit()) {
+                            for _ in 0..2 {
+                                if !self.peek_at(pos).is_some_and(|c| c.is_ascii_hexdigit()) {
+                                    return Err(bad("\\x escape needs exactly 2 hex digits"));
+                                }
                                 pos += 1;
                             }
-                            if ds == pos {
-                                return Err(bad("\\x escape without hex digits"));
-                            }
-                            let v = u32::from_str_radix(&self.src[ds..pos], 16)
-                                .ok()
-                                .and_then(|v| u8::try_from(v).ok())
-                                .ok_or_else(|| bad("\\x escape out of range (max \\xFF)"))?;
+                            let v = u8::from_str_radix(&self.src[ds..pos], 16)
+                                .map_err(|_| bad("bad \\x escape"))?;
                             out.push(v);
                         }
                         b'u' | b'U' => {

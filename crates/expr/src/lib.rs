@@ -55,7 +55,8 @@
 //!
 //! Literals: integers in decimal, octal (`017`), hex (`0x1F`) and binary (`0b101`); floats
 //! (`1.5`, `.5`, `1.`, `1e-3`, hex `0x1p4`); strings in single or double quotes with C
-//! escapes (`\" \' \\ \n \t \r \a \b \f \v \? \ooo \xHH \uXXXX \UXXXXXXXX`); booleans
+//! escapes as Go's `strconv.Unquote`, which Milvus uses (`\" \' \\ \n \t \r \a \b \f \v \?`,
+//! `\ooo` with 3 octal digits, `\xHH` with 2 hex digits, `\uXXXX`, `\UXXXXXXXX`); booleans
 //! `true` `True` `TRUE` `false` `False` `FALSE`; lists `[..]`. Fields are
 //! `[A-Za-z_][A-Za-z0-9_]*` or `$meta`; a JSON path follows its field with no space:
 //! `meta["a"][0]`.

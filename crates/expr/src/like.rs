@@ -43,7 +43,7 @@ enum Piece {
 pub struct LikePattern {
     source: String,
     kind: LikeKind,
-    finder: Option<memmem::Finder<'static>>,
+    finder: Option<Box<memmem::Finder<'static>>>,
     /// Segments between `%`s (general kind only).
     segments: Vec<Vec<Piece>>,
 }
@@ -119,7 +119,7 @@ impl LikePattern {
             LikeKind::General
         };
         let finder = match &kind {
-            LikeKind::Contains(t) => Some(memmem::Finder::new(t.as_bytes()).into_owned()),
+            LikeKind::Contains(t) => Some(Box::new(memmem::Finder::new(t.as_bytes()).into_owned())),
             _ => None,
         };
         LikePattern {

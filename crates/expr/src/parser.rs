@@ -69,6 +69,39 @@ struct Parser {
     open: usize,
 }
 
+// Binding powers, loosest first.
+const BP_OR: u8 = 1;
+const BP_AND: u8 = 2;
+const BP_NOT: u8 = 3;
+const BP_EQ: u8 = 4;
+const BP_REL: u8 = 5;
+const BP_IN: u8 = 6;
+const BP_ADD: u8 = 8;
+const BP_MUL: u8 = 9;
+const BP_POW: u8 = 11;
+const BP_LIKE: u8 = 12;
+/// Marks operators that are rejected wherever they appear (shifts, bitwise).
+const BP_ERROR: u8 = u8::MAX;
+
+/// Binding power of the token at the cursor as an infix / postfix operator (`next` is the
+/// token after it, to recognise `not in`); `None` when it is not one.
+fn infix_bp(tok: &Tok, next: Option<&Tok>) -> Option<u8> {
+    Some(match tok {
+        Tok::Or => BP_OR,
+        Tok::And => BP_AND,
+        Tok::EqEq | Tok::Ne => BP_EQ,
+        Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge => BP_REL,
+        Tok::In => BP_IN,
+        Tok::Not if next == Some(&Tok::In) => BP_IN,
+        Tok::Plus | Tok::Minus => BP_ADD,
+        Tok::Star | Tok::Slash | Tok::Percent => BP_MUL,
+        Tok::Pow => BP_POW,
+        Tok::Like => BP_LIKE,
+        Tok::Shl | Tok::Shr | Tok::BitAnd | Tok::BitOr | Tok::BitXor => BP_ERROR,
+        _ => return None,
+    })
+}
+
 const OPERAND: &str = "an operand (a field, a constant, '(' or '[')";
 
 fn node(kind: ExprKind, offset: usize, h: usize) -> Result<N, ExprError> {
@@ -153,87 +186,167 @@ impl Parser {
     }
 
     fn parse_or(&mut self) -> Result<N, ExprError> {
-        let first = self.parse_and()?;
-        if self.peek() != Some(&Tok::Or) {
-            return Ok(first);
-        }
-        let offset = first.e.offset;
-        let mut h = first.h;
-        let mut items = vec![first.e];
-        while self.peek() == Some(&Tok::Or) {
-            self.bump();
-            let n = self.parse_and()?;
-            h = h.max(n.h);
-            items.push(n.e);
-        }
-        node(ExprKind::Or(items), offset, h + 1)
+        self.parse_bp(BP_OR)
     }
 
-    fn parse_and(&mut self) -> Result<N, ExprError> {
-        let first = self.parse_not()?;
-        if self.peek() != Some(&Tok::And) {
-            return Ok(first);
-        }
-        let offset = first.e.offset;
-        let mut h = first.h;
-        let mut items = vec![first.e];
-        while self.peek() == Some(&Tok::And) {
-            self.bump();
-            let n = self.parse_not()?;
-            h = h.max(n.h);
-            items.push(n.e);
-        }
-        node(ExprKind::And(items), offset, h + 1)
-    }
-
-    fn parse_not(&mut self) -> Result<N, ExprError> {
-        if self.peek() == Some(&Tok::Not) {
-            let t = self.bump();
-            self.enter(t.start)?;
-            let inner = self.parse_not()?;
-            self.leave();
-            return node(ExprKind::Not(Box::new(inner.e)), t.start, inner.h + 1);
-        }
-        self.parse_equality()
-    }
-
-    fn parse_equality(&mut self) -> Result<N, ExprError> {
-        let mut lhs = self.parse_relational()?;
+    /// Precedence climbing: parses an expression whose operators all bind at least as
+    /// tightly as `min_bp`. One recursive function (instead of one per level) keeps the
+    /// stack shallow: each nesting level costs two frames.
+    fn parse_bp(&mut self, min_bp: u8) -> Result<N, ExprError> {
+        let mut lhs = self.parse_prefix(min_bp)?;
+        // The loop only dispatches; every operator is handled by its own function so that
+        // this frame, which is on the recursion path, stays small in debug builds too.
         loop {
-            let op = match self.peek() {
-                Some(Tok::EqEq) => CmpOp::Eq,
-                Some(Tok::Ne) => CmpOp::Ne,
-                Some(Tok::BitAnd | Tok::BitOr | Tok::BitXor) => {
-                    let t = &self.toks[self.pos];
-                    return Err(ExprError::Unsupported {
-                        offset: t.start,
-                        what: format!("bitwise operator {}", t.tok.describe()),
-                    });
-                }
-                _ => return Ok(lhs),
+            let bp = match self.peek() {
+                None => return Ok(lhs),
+                Some(tok) => infix_bp(tok, self.peek_at(1)),
             };
-            let op_offset = self.bump().start;
-            let rhs = self.parse_relational()?;
-            let h = lhs.h.max(rhs.h) + 1;
-            let offset = lhs.e.offset;
-            lhs = node(
-                ExprKind::Compare {
-                    op,
-                    op_offset,
-                    lhs: Box::new(lhs.e),
-                    rhs: Box::new(rhs.e),
-                },
-                offset,
-                h,
-            )?;
+            match bp {
+                Some(BP_ERROR) => return Err(self.unsupported_infix()),
+                Some(bp) if bp >= min_bp => lhs = self.infix(lhs, bp)?,
+                _ => return Ok(lhs),
+            }
         }
     }
 
-    fn parse_relational(&mut self) -> Result<N, ExprError> {
-        let lhs = self.parse_in()?;
-        let Some(op1) = self.peek().and_then(cmp_op) else {
-            return Ok(lhs);
+    /// Parses the infix (or postfix) operator at the cursor, whose binding power is `bp`.
+    fn infix(&mut self, lhs: N, bp: u8) -> Result<N, ExprError> {
+        match bp {
+            BP_OR | BP_AND => self.logic(lhs, bp),
+            BP_EQ => {
+                let t = self.bump();
+                let op = if t.tok == Tok::EqEq {
+                    CmpOp::Eq
+                } else {
+                    CmpOp::Ne
+                };
+                let rhs = self.parse_bp(BP_EQ + 1)?;
+                compare(op, t.start, lhs, rhs)
+            }
+            BP_REL => self.relational(lhs),
+            BP_IN => {
+                let negated = self.peek() == Some(&Tok::Not);
+                self.membership(lhs, negated)
+            }
+            BP_ADD | BP_MUL | BP_POW => self.arith_op(lhs, bp),
+            _ => self.like_op(lhs),
+        }
+    }
+
+    fn unsupported_infix(&self) -> ExprError {
+        let what = match self.peek() {
+            Some(t @ (Tok::Shl | Tok::Shr)) => format!("shift operator {}", t.describe()),
+            Some(t) => format!("bitwise operator {}", t.describe()),
+            None => String::new(),
         };
+        ExprError::Unsupported {
+            offset: self.offset(),
+            what,
+        }
+    }
+
+    /// `lhs or b or c ...` / `lhs and b and c ...`, flattened.
+    fn logic(&mut self, lhs: N, bp: u8) -> Result<N, ExprError> {
+        let sep = if bp == BP_OR { Tok::Or } else { Tok::And };
+        let offset = lhs.e.offset;
+        let mut h = lhs.h;
+        let mut items = vec![lhs.e];
+        while self.peek() == Some(&sep) {
+            self.bump();
+            let n = self.parse_bp(bp + 1)?;
+            h = h.max(n.h);
+            items.push(n.e);
+        }
+        let kind = if bp == BP_OR {
+            ExprKind::Or(items)
+        } else {
+            ExprKind::And(items)
+        };
+        node(kind, offset, h + 1)
+    }
+
+    /// `lhs + b`, `lhs * b`, `lhs ** b`, ... (all left-associative; a prefix `-` on the
+    /// right of `**` is parsed by `parse_prefix`).
+    fn arith_op(&mut self, lhs: N, bp: u8) -> Result<N, ExprError> {
+        let t = self.bump();
+        let op = match t.tok {
+            Tok::Plus => ArithOp::Add,
+            Tok::Minus => ArithOp::Sub,
+            Tok::Star => ArithOp::Mul,
+            Tok::Slash => ArithOp::Div,
+            Tok::Percent => ArithOp::Mod,
+            _ => ArithOp::Pow,
+        };
+        let rhs = self.parse_bp(bp + 1)?;
+        arith(op, t.start, lhs, rhs)
+    }
+
+    /// `lhs like "pattern"`.
+    fn like_op(&mut self, lhs: N) -> Result<N, ExprError> {
+        self.bump();
+        let Some(Tok::Str(pattern)) = self.peek().cloned() else {
+            return Err(self.unexpected("a string literal after like"));
+        };
+        let pattern_offset = self.bump().start;
+        let h = lhs.h + 1;
+        let offset = lhs.e.offset;
+        node(
+            ExprKind::Like {
+                lhs: Box::new(lhs.e),
+                pattern,
+                pattern_offset,
+            },
+            offset,
+            h,
+        )
+    }
+
+    /// A prefix operator or a primary.
+    fn parse_prefix(&mut self, min_bp: u8) -> Result<N, ExprError> {
+        match self.peek() {
+            Some(Tok::Not) if min_bp <= BP_NOT => self.not_op(),
+            Some(Tok::Plus | Tok::Minus) => self.unary_op(),
+            Some(Tok::BitNot) => Err(ExprError::Unsupported {
+                offset: self.offset(),
+                what: "bitwise operator '~'".into(),
+            }),
+            _ => self.parse_primary(),
+        }
+    }
+
+    fn not_op(&mut self) -> Result<N, ExprError> {
+        let start = self.bump().start;
+        self.enter(start)?;
+        let inner = self.parse_bp(BP_NOT)?;
+        self.leave();
+        node(ExprKind::Not(Box::new(inner.e)), start, inner.h + 1)
+    }
+
+    fn unary_op(&mut self) -> Result<N, ExprError> {
+        let t = self.bump();
+        let op = if t.tok == Tok::Plus {
+            UnaryOp::Plus
+        } else {
+            UnaryOp::Neg
+        };
+        self.enter(t.start)?;
+        // Unary minus binds looser than `**`: -2 ** 2 is -(2 ** 2).
+        let operand = self.parse_bp(BP_POW)?;
+        self.leave();
+        node(
+            ExprKind::Unary {
+                op,
+                operand: Box::new(operand.e),
+            },
+            t.start,
+            operand.h + 1,
+        )
+    }
+
+    /// After `lhs` and a relational operator: a comparison, or a range when the operand
+    /// after the operator is a bare field followed by a second relational operator.
+    fn relational(&mut self, lhs: N) -> Result<N, ExprError> {
+        let op1 = self.peek().and_then(cmp_op).unwrap_or(CmpOp::Lt);
         let op_offset = self.bump().start;
         let is_range = matches!(self.peek(), Some(Tok::Ident(_) | Tok::JsonIdent(..)))
             && self.peek_at(1).and_then(cmp_op).is_some();
@@ -249,7 +362,7 @@ impl Parser {
                         .into(),
                 });
             }
-            let upper = self.parse_in()?;
+            let upper = self.parse_bp(BP_REL + 1)?;
             let h = lhs.h.max(field.h).max(upper.h) + 1;
             let offset = lhs.e.offset;
             node(
@@ -264,19 +377,8 @@ impl Parser {
                 h,
             )?
         } else {
-            let rhs = self.parse_in()?;
-            let h = lhs.h.max(rhs.h) + 1;
-            let offset = lhs.e.offset;
-            node(
-                ExprKind::Compare {
-                    op: op1,
-                    op_offset,
-                    lhs: Box::new(lhs.e),
-                    rhs: Box::new(rhs.e),
-                },
-                offset,
-                h,
-            )?
+            let rhs = self.parse_bp(BP_REL + 1)?;
+            compare(op1, op_offset, lhs, rhs)?
         };
         if self.peek().and_then(cmp_op).is_some() {
             return Err(ExprError::Unsupported {
@@ -287,13 +389,8 @@ impl Parser {
         Ok(result)
     }
 
-    fn parse_in(&mut self) -> Result<N, ExprError> {
-        let lhs = self.parse_shift()?;
-        let negated = match (self.peek(), self.peek_at(1)) {
-            (Some(Tok::In), _) => false,
-            (Some(Tok::Not), Some(Tok::In)) => true,
-            _ => return Ok(lhs),
-        };
+    /// After `lhs`: `in [..]` or `not in [..]`.
+    fn membership(&mut self, lhs: N, negated: bool) -> Result<N, ExprError> {
         let op_offset = self.bump().start;
         if negated {
             self.bump();
@@ -316,172 +413,76 @@ impl Parser {
         )
     }
 
-    fn parse_shift(&mut self) -> Result<N, ExprError> {
-        let lhs = self.parse_additive()?;
-        if let Some(t @ (Tok::Shl | Tok::Shr)) = self.peek() {
-            return Err(ExprError::Unsupported {
-                offset: self.offset(),
-                what: format!("shift operator {}", t.describe()),
-            });
-        }
-        Ok(lhs)
-    }
-
-    fn parse_additive(&mut self) -> Result<N, ExprError> {
-        let mut lhs = self.parse_mul()?;
-        loop {
-            let op = match self.peek() {
-                Some(Tok::Plus) => ArithOp::Add,
-                Some(Tok::Minus) => ArithOp::Sub,
-                _ => return Ok(lhs),
-            };
-            let op_offset = self.bump().start;
-            let rhs = self.parse_mul()?;
-            lhs = arith(op, op_offset, lhs, rhs)?;
-        }
-    }
-
-    fn parse_mul(&mut self) -> Result<N, ExprError> {
-        let mut lhs = self.parse_unary()?;
-        loop {
-            let op = match self.peek() {
-                Some(Tok::Star) => ArithOp::Mul,
-                Some(Tok::Slash) => ArithOp::Div,
-                Some(Tok::Percent) => ArithOp::Mod,
-                _ => return Ok(lhs),
-            };
-            let op_offset = self.bump().start;
-            let rhs = self.parse_unary()?;
-            lhs = arith(op, op_offset, lhs, rhs)?;
-        }
-    }
-
-    fn parse_unary(&mut self) -> Result<N, ExprError> {
-        let op = match self.peek() {
-            Some(Tok::Plus) => UnaryOp::Plus,
-            Some(Tok::Minus) => UnaryOp::Neg,
-            Some(Tok::BitNot) => {
-                return Err(ExprError::Unsupported {
-                    offset: self.offset(),
-                    what: "bitwise operator '~'".into(),
-                })
-            }
-            _ => return self.parse_pow(),
-        };
-        let t = self.bump();
-        self.enter(t.start)?;
-        let operand = self.parse_unary()?;
-        self.leave();
-        node(
-            ExprKind::Unary {
-                op,
-                operand: Box::new(operand.e),
-            },
-            t.start,
-            operand.h + 1,
-        )
-    }
-
-    fn parse_pow(&mut self) -> Result<N, ExprError> {
-        let mut lhs = self.parse_postfix()?;
-        while self.peek() == Some(&Tok::Pow) {
-            let op_offset = self.bump().start;
-            let rhs = if matches!(self.peek(), Some(Tok::Plus | Tok::Minus | Tok::BitNot)) {
-                self.parse_unary()?
-            } else {
-                self.parse_postfix()?
-            };
-            lhs = arith(ArithOp::Pow, op_offset, lhs, rhs)?;
-        }
-        Ok(lhs)
-    }
-
-    fn parse_postfix(&mut self) -> Result<N, ExprError> {
-        let mut lhs = self.parse_primary()?;
-        while self.peek() == Some(&Tok::Like) {
-            self.bump();
-            let Some(Tok::Str(pattern)) = self.peek().cloned() else {
-                return Err(self.unexpected("a string literal after like"));
-            };
-            let pattern_offset = self.bump().start;
-            let h = lhs.h + 1;
-            let offset = lhs.e.offset;
-            lhs = node(
-                ExprKind::Like {
-                    lhs: Box::new(lhs.e),
-                    pattern,
-                    pattern_offset,
-                },
-                offset,
-                h,
-            )?;
-        }
-        Ok(lhs)
-    }
-
+    /// A primary. Each kind is parsed by its own small function so that the frames on the
+    /// recursion path (`(`, `[`, calls) stay small, also in debug builds.
     fn parse_primary(&mut self) -> Result<N, ExprError> {
-        let Some(tok) = self.peek().cloned() else {
+        match self.peek() {
+            Some(Tok::LParen) => self.paren(),
+            Some(Tok::LBracket) => self.list(),
+            Some(Tok::Ident(_)) => self.ident(),
+            _ => self.leaf(),
+        }
+    }
+
+    fn paren(&mut self) -> Result<N, ExprError> {
+        let start = self.bump().start;
+        self.enter(start)?;
+        self.open += 1;
+        let inner = self.parse_or()?;
+        self.open -= 1;
+        self.leave();
+        match self.peek() {
+            Some(Tok::RParen) => {
+                self.bump();
+                Ok(inner)
+            }
+            None => Err(ExprError::UnclosedDelimiter {
+                offset: start,
+                open: '(',
+            }),
+            Some(_) => Err(self.unexpected("')'")),
+        }
+    }
+
+    fn list(&mut self) -> Result<N, ExprError> {
+        let start = self.offset();
+        let (items, h) = self.delimited(Tok::LBracket, Tok::RBracket, '[')?;
+        node(ExprKind::List(items), start, h + 1)
+    }
+
+    fn ident(&mut self) -> Result<N, ExprError> {
+        let t = self.bump();
+        let Tok::Ident(name) = t.tok else {
             return Err(self.unexpected(OPERAND));
         };
-        let start = self.offset();
-        match tok {
-            Tok::Int(v) => {
-                self.bump();
-                node(ExprKind::Int(v), start, 1)
-            }
-            Tok::Float(v) => {
-                self.bump();
-                node(ExprKind::Float(v), start, 1)
-            }
-            Tok::Str(s) => {
-                self.bump();
-                node(ExprKind::Str(s), start, 1)
-            }
-            Tok::Bool(b) => {
-                self.bump();
-                node(ExprKind::Bool(b), start, 1)
-            }
-            Tok::JsonIdent(field, path) => {
-                self.bump();
-                node(ExprKind::JsonPath { field, path }, start, 1)
-            }
-            Tok::Ident(name) => {
-                self.bump();
-                if self.peek() == Some(&Tok::LParen) {
-                    let (args, h) = self.delimited(Tok::LParen, Tok::RParen, '(')?;
-                    return node(ExprKind::Call { name, args }, start, h + 1);
-                }
-                node(ExprKind::Field(name), start, 1)
-            }
-            Tok::LParen => {
-                self.bump();
-                self.enter(start)?;
-                self.open += 1;
-                let inner = self.parse_or()?;
-                self.open -= 1;
-                self.leave();
-                match self.peek() {
-                    Some(Tok::RParen) => {
-                        self.bump();
-                        Ok(inner)
-                    }
-                    None => Err(ExprError::UnclosedDelimiter {
-                        offset: start,
-                        open: '(',
-                    }),
-                    Some(_) => Err(self.unexpected("')'")),
-                }
-            }
-            Tok::LBracket => {
-                let (items, h) = self.delimited(Tok::LBracket, Tok::RBracket, '[')?;
-                node(ExprKind::List(items), start, h + 1)
-            }
-            Tok::Exists => Err(ExprError::Unsupported {
-                offset: start,
-                what: "exists".into(),
-            }),
-            _ => Err(self.unexpected(OPERAND)),
+        if self.peek() == Some(&Tok::LParen) {
+            let (args, h) = self.delimited(Tok::LParen, Tok::RParen, '(')?;
+            return node(ExprKind::Call { name, args }, t.start, h + 1);
         }
+        node(ExprKind::Field(name), t.start, 1)
+    }
+
+    fn leaf(&mut self) -> Result<N, ExprError> {
+        let start = self.offset();
+        let kind = match self.peek() {
+            Some(Tok::Int(v)) => ExprKind::Int(*v),
+            Some(Tok::Float(v)) => ExprKind::Float(*v),
+            Some(Tok::Str(s)) => ExprKind::Str(s.clone()),
+            Some(Tok::Bool(b)) => ExprKind::Bool(*b),
+            Some(Tok::JsonIdent(field, path)) => ExprKind::JsonPath {
+                field: field.clone(),
+                path: path.clone(),
+            },
+            Some(Tok::Exists) => {
+                return Err(ExprError::Unsupported {
+                    offset: start,
+                    what: "exists".into(),
+                })
+            }
+            _ => return Err(self.unexpected(OPERAND)),
+        };
+        self.bump();
+        node(kind, start, 1)
     }
 
     /// `open expr (, expr)* ,? close` or `open close`; returns the items and their max height.
@@ -537,6 +538,21 @@ impl Parser {
         self.leave();
         Ok((items, h))
     }
+}
+
+fn compare(op: CmpOp, op_offset: usize, lhs: N, rhs: N) -> Result<N, ExprError> {
+    let h = lhs.h.max(rhs.h) + 1;
+    let offset = lhs.e.offset;
+    node(
+        ExprKind::Compare {
+            op,
+            op_offset,
+            lhs: Box::new(lhs.e),
+            rhs: Box::new(rhs.e),
+        },
+        offset,
+        h,
+    )
 }
 
 fn arith(op: ArithOp, op_offset: usize, lhs: N, rhs: N) -> Result<N, ExprError> {
