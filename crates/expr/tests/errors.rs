@@ -455,7 +455,8 @@ fn schema_errors() {
 /// (`line 1:N`), our offset is the same N.
 #[test]
 fn milvus_reference_cases() {
-    let cases: [(&str, usize, fn(&ExprError) -> bool); 5] = [
+    type Case = (&'static str, usize, fn(&ExprError) -> bool);
+    let cases: [Case; 5] = [
         // "shift is not supported: id>>2"
         ("id >> 2", 3, |e| matches!(e, ExprError::Unsupported { .. })),
         // "line 1:4 no viable alternative at input '>'"
