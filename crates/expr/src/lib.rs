@@ -87,6 +87,15 @@
 //! ~`, `exists`, `array_*` functions, arithmetic between fields, nested field arithmetic,
 //! chained comparisons that are not ranges. Empty input is [`ExprError::Empty`]; callers
 //! treat an absent filter as "all rows" before calling the parser.
+//!
+//! # Testing
+//!
+//! Unit and property tests: `cargo test -p facedb-expr` (the property test compares every
+//! bitmap with a per-row reference on random schemas, columns and expression trees).
+//! Fuzzing (nightly, not part of the workspace): `cd crates/expr/fuzz && mkdir -p
+//! corpus/parse_check_eval && cargo +nightly fuzz run parse_check_eval corpus/parse_check_eval
+//! seeds -- -dict=expr.dict -max_total_time=600`.
+//! Benchmarks: `cargo bench -p facedb-expr --bench eval`.
 
 #![deny(missing_docs)]
 
