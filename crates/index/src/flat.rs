@@ -207,6 +207,45 @@ pub fn flat_search(
         .collect()
 }
 
+/// Calls `f(row)` for every allowed row in `start..end`, a 64-bit word at a time.
+#[inline]
+fn for_each_allowed(words: &[u64], start: usize, end: usize, mut f: impl FnMut(usize)) {
+    let mut r = start;
+    while r < end {
+        let w = words[r >> 6] >> (r & 63);
+        let span = (64 - (r & 63)).min(end - r);
+        let mut bits = if span == 64 {
+            w
+        } else {
+            w & ((1u64 << span) - 1)
+        };
+        while bits != 0 {
+            f(r + bits.trailing_zeros() as usize);
+            bits &= bits - 1;
+        }
+        r += span;
+    }
+}
+
+/// True when every row of `start..end` is allowed.
+fn block_all_allowed(allowed: Option<&[u64]>, start: usize, end: usize) -> bool {
+    let Some(words) = allowed else { return true };
+    let mut r = start;
+    while r < end {
+        let span = (64 - (r & 63)).min(end - r);
+        let mask = if span == 64 {
+            u64::MAX
+        } else {
+            (1u64 << span) - 1
+        };
+        if (words[r >> 6] >> (r & 63)) & mask != mask {
+            return false;
+        }
+        r += span;
+    }
+    true
+}
+
 fn count_allowed(words: &[u64], n: usize) -> usize {
     let full = n / 64;
     let mut c: usize = words[..full].iter().map(|w| w.count_ones() as usize).sum();
@@ -258,17 +297,30 @@ fn row_scan(
         let e = (s + block).min(end);
         let rows = &vectors[s * dim..e * dim];
         let m = e - s;
-        if sparse {
-            // Few allowed rows: score only those.
-            for (qi, top) in tops.iter_mut().enumerate().take(nq) {
-                let q = &queries[qi * dim..(qi + 1) * dim];
-                for r in s..e {
-                    if is_allowed(p.allowed, r) {
+        // Rows of this block that may be returned: all, none, or some (scored one by one).
+        let allowed_here = match p.allowed {
+            None => m,
+            Some(_) if !sparse && block_all_allowed(p.allowed, s, e) => m,
+            Some(w) => {
+                let mut any = 0;
+                for_each_allowed(w, s, e, |_| any += 1);
+                any
+            }
+        };
+        if allowed_here == 0 {
+            s = e;
+            continue;
+        }
+        if allowed_here < m {
+            if let Some(w) = p.allowed {
+                for (qi, top) in tops.iter_mut().enumerate().take(nq) {
+                    let q = &queries[qi * dim..(qi + 1) * dim];
+                    for_each_allowed(w, s, e, |r| {
                         let key = row_key(p.metric, l2, dot, &vectors[r * dim..(r + 1) * dim], q);
                         if key <= top.threshold() && p.range.contains(key) {
                             top.push(key, r as u32, p.tiebreak);
                         }
-                    }
+                    });
                 }
             }
             s = e;
@@ -297,7 +349,7 @@ fn row_scan(
                 }
             }
             for (i, &key) in out.iter().enumerate() {
-                if key <= top.threshold() && p.range.contains(key) && is_allowed(p.allowed, s + i) {
+                if key <= top.threshold() && p.range.contains(key) {
                     top.push(key, (s + i) as u32, p.tiebreak);
                 }
             }
