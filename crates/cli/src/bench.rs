@@ -44,6 +44,19 @@ pub enum BenchCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Filtered search: latency at several selectivities beside the unfiltered search and a
+    /// brute-force scan of only the matching rows.
+    Filter {
+        /// Rows (uniform random vectors, an INT64 `bucket = row % 10000` field).
+        #[arg(long, default_value_t = 1_000_000)]
+        n: usize,
+        /// Dimension.
+        #[arg(long, default_value_t = 128)]
+        dim: usize,
+        /// Queries timed per filter.
+        #[arg(long, default_value_t = 30)]
+        queries: usize,
+    },
 }
 
 fn load_npy(path: &Path) -> Result<(Vec<f32>, usize)> {
@@ -124,17 +137,137 @@ fn time_batch(
 }
 
 pub fn run(cmd: BenchCmd) -> Result<()> {
-    let BenchCmd::Store {
-        n,
-        dim,
-        dataset,
-        batch,
-        metric,
-        single,
-        nq,
-        data,
-        out,
-    } = cmd;
+    match cmd {
+        BenchCmd::Store {
+            n,
+            dim,
+            dataset,
+            batch,
+            metric,
+            single,
+            nq,
+            data,
+            out,
+        } => store(n, dim, dataset, batch, metric, single, nq, data, out),
+        BenchCmd::Filter { n, dim, queries } => filter(n, dim, queries),
+    }
+}
+
+fn median_ms(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2] * 1e3
+}
+
+fn filter(n: usize, dim: usize, nqueries: usize) -> Result<()> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let base: Vec<f32> = (0..n * dim).map(|_| rng.gen::<f32>()).collect();
+    let queries: Vec<Vec<f32>> = (0..nqueries)
+        .map(|_| (0..dim).map(|_| rng.gen::<f32>()).collect())
+        .collect();
+    let tmp = tempfile::tempdir()?;
+    let db = Database::open_with(
+        tmp.path(),
+        Options {
+            fsync: false,
+            ..Options::default()
+        },
+    )?;
+    let c = db.create_collection(CollectionSchema {
+        name: "bench".into(),
+        description: String::new(),
+        fields: vec![
+            FieldSchema::primary("id", DataType::Int64, false),
+            FieldSchema::new("bucket", DataType::Int64),
+            FieldSchema::new("v", DataType::FloatVector { dim: dim as u32 }),
+        ],
+    })?;
+    for start in (0..n).step_by(100_000) {
+        let end = (start + 100_000).min(n);
+        let ids: Vec<i64> = (start as i64..end as i64).collect();
+        c.insert(
+            Batch::new()
+                .with(
+                    "bucket",
+                    ColumnData::Int64(ids.iter().map(|i| i % 10_000).collect()),
+                )
+                .with(
+                    "v",
+                    ColumnData::FloatVector {
+                        dim,
+                        data: base[start * dim..end * dim].to_vec(),
+                    },
+                )
+                .with("id", ColumnData::Int64(ids)),
+        )?;
+    }
+    c.flush()?;
+    println!("facedb bench filter: n={n} dim={dim} uniform random, {nqueries} queries each, top-10 L2, {} threads", rayon::current_num_threads());
+    println!(
+        "{:>24} {:>10} {:>14} {:>22}",
+        "filter", "matching", "search p50 ms", "scan of matches p50 ms"
+    );
+    for (label, expr, keep) in [
+        ("none", None, 10_000i64),
+        ("50% bucket < 5000", Some("bucket < 5000"), 5000),
+        ("10% bucket < 1000", Some("bucket < 1000"), 1000),
+        ("1% bucket < 100", Some("bucket < 100"), 100),
+        ("0.01% bucket < 1", Some("bucket < 1"), 1),
+    ] {
+        let mut lat = Vec::new();
+        let mut hits_len = 0;
+        for q in &queries {
+            let mut r = SearchRequest::new(vec![q.clone()], Metric::L2, 10);
+            r.filter = expr.map(str::to_string);
+            let t = Instant::now();
+            let h = c.search(&r)?;
+            lat.push(t.elapsed().as_secs_f64());
+            hits_len = h[0].len();
+        }
+        // Brute force over the matching rows only, already gathered into one array.
+        let rows: Vec<usize> = (0..n).filter(|r| (*r as i64 % 10_000) < keep).collect();
+        let mut gathered = Vec::with_capacity(rows.len() * dim);
+        for r in &rows {
+            gathered.extend_from_slice(&base[r * dim..(r + 1) * dim]);
+        }
+        let p = facedb_index::FlatParams {
+            metric: Metric::L2,
+            k: 10,
+            range: facedb_index::KeyRange::ALL,
+            allowed: None,
+            tiebreak: &facedb_index::by_row,
+        };
+        let mut scan = Vec::new();
+        for q in &queries {
+            let t = Instant::now();
+            facedb_index::flat_search(&gathered, dim, q, &p);
+            scan.push(t.elapsed().as_secs_f64());
+        }
+        anyhow::ensure!(
+            hits_len == 10.min(rows.len()),
+            "filtered search returned {hits_len} hits"
+        );
+        println!(
+            "{label:>24} {:>10} {:>14.2} {:>22.2}",
+            rows.len(),
+            median_ms(lat),
+            median_ms(scan)
+        );
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn store(
+    n: usize,
+    dim: usize,
+    dataset: Option<PathBuf>,
+    batch: usize,
+    metric: String,
+    single: usize,
+    nq: usize,
+    data: Option<PathBuf>,
+    out: Option<PathBuf>,
+) -> Result<()> {
     let metric = Metric::parse(&metric).with_context(|| format!("unknown metric {metric}"))?;
     let (base, queries, dim, source) = match &dataset {
         Some(d) => {

@@ -20,10 +20,10 @@ use rayon::prelude::*;
 
 /// Minimum number of queries for the packed-block path.
 const PACK_MIN_NQ: usize = 12;
-/// Rows per packed block (two AVX-512 registers).
-const BLOCK_ROWS: usize = 32;
-/// Queries per register tile.
-const TILE_Q: usize = 6;
+/// Queries per register tile (two AVX-512 registers of 16 lanes).
+const TILE_LANES: usize = 32;
+/// Rows per register tile.
+const TILE_ROWS: usize = 6;
 /// Extra candidates kept by the packed path before exact re-scoring.
 const OVERSAMPLE: usize = 16;
 
@@ -143,7 +143,7 @@ pub fn flat_search(
         n
     } else {
         let c = n.div_ceil(threads * 4).max(4096);
-        c.div_ceil(BLOCK_ROWS) * BLOCK_ROWS
+        c.div_ceil(TILE_ROWS) * TILE_ROWS
     };
     let chunks: Vec<(usize, usize)> = (0..n)
         .step_by(chunk_rows)
@@ -207,6 +207,45 @@ pub fn flat_search(
         .collect()
 }
 
+/// Calls `f(row)` for every allowed row in `start..end`, a 64-bit word at a time.
+#[inline]
+fn for_each_allowed(words: &[u64], start: usize, end: usize, mut f: impl FnMut(usize)) {
+    let mut r = start;
+    while r < end {
+        let w = words[r >> 6] >> (r & 63);
+        let span = (64 - (r & 63)).min(end - r);
+        let mut bits = if span == 64 {
+            w
+        } else {
+            w & ((1u64 << span) - 1)
+        };
+        while bits != 0 {
+            f(r + bits.trailing_zeros() as usize);
+            bits &= bits - 1;
+        }
+        r += span;
+    }
+}
+
+/// True when every row of `start..end` is allowed.
+fn block_all_allowed(allowed: Option<&[u64]>, start: usize, end: usize) -> bool {
+    let Some(words) = allowed else { return true };
+    let mut r = start;
+    while r < end {
+        let span = (64 - (r & 63)).min(end - r);
+        let mask = if span == 64 {
+            u64::MAX
+        } else {
+            (1u64 << span) - 1
+        };
+        if (words[r >> 6] >> (r & 63)) & mask != mask {
+            return false;
+        }
+        r += span;
+    }
+    true
+}
+
 fn count_allowed(words: &[u64], n: usize) -> usize {
     let full = n / 64;
     let mut c: usize = words[..full].iter().map(|w| w.count_ones() as usize).sum();
@@ -258,17 +297,30 @@ fn row_scan(
         let e = (s + block).min(end);
         let rows = &vectors[s * dim..e * dim];
         let m = e - s;
-        if sparse {
-            // Few allowed rows: score only those.
-            for (qi, top) in tops.iter_mut().enumerate().take(nq) {
-                let q = &queries[qi * dim..(qi + 1) * dim];
-                for r in s..e {
-                    if is_allowed(p.allowed, r) {
+        // Rows of this block that may be returned: all, none, or some (scored one by one).
+        let allowed_here = match p.allowed {
+            None => m,
+            Some(_) if !sparse && block_all_allowed(p.allowed, s, e) => m,
+            Some(w) => {
+                let mut any = 0;
+                for_each_allowed(w, s, e, |_| any += 1);
+                any
+            }
+        };
+        if allowed_here == 0 {
+            s = e;
+            continue;
+        }
+        if allowed_here < m {
+            if let Some(w) = p.allowed {
+                for (qi, top) in tops.iter_mut().enumerate().take(nq) {
+                    let q = &queries[qi * dim..(qi + 1) * dim];
+                    for_each_allowed(w, s, e, |r| {
                         let key = row_key(p.metric, l2, dot, &vectors[r * dim..(r + 1) * dim], q);
                         if key <= top.threshold() && p.range.contains(key) {
                             top.push(key, r as u32, p.tiebreak);
                         }
-                    }
+                    });
                 }
             }
             s = e;
@@ -297,7 +349,7 @@ fn row_scan(
                 }
             }
             for (i, &key) in out.iter().enumerate() {
-                if key <= top.threshold() && p.range.contains(key) && is_allowed(p.allowed, s + i) {
+                if key <= top.threshold() && p.range.contains(key) {
                     top.push(key, (s + i) as u32, p.tiebreak);
                 }
             }
@@ -318,110 +370,125 @@ fn packed_scan(
     p: &FlatParams<'_>,
     tops: &mut [TopK],
 ) {
-    // Queries padded with zero rows to a multiple of the tile height.
-    let nq_pad = nq.div_ceil(TILE_Q) * TILE_Q;
-    let mut qbuf = vec![0f32; nq_pad * dim];
-    qbuf[..nq * dim].copy_from_slice(queries);
-    // |q|² enters the L2 key only; IP and COSINE keys have no query term.
-    let qn2: Vec<f32> = qbuf
-        .chunks_exact(dim)
-        .map(|q| {
-            if p.metric == Metric::L2 {
-                distance::dot(q, q)
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let qnorm: Vec<f32> = qbuf.chunks_exact(dim).map(distance::norm).collect();
-    let mut packed = vec![0f32; dim * BLOCK_ROWS];
-    let mut pre = RowTerms::new(p.metric);
-    let mut keys = [0f32; TILE_Q * BLOCK_ROWS];
+    // Queries transposed into tiles of 32: qp[t][j * 32 + lane] = query (t*32 + lane), coord j.
+    // A last tile with at most 16 queries runs the 16-lane kernel (less padding work).
+    let tiles = nq.div_ceil(TILE_LANES);
+    let narrow_last = !nq.is_multiple_of(TILE_LANES) && nq % TILE_LANES <= 16;
+    let mut qp = vec![0f32; tiles * dim * TILE_LANES];
+    let mut qn2 = vec![0f32; tiles * TILE_LANES];
+    let mut qnorm = vec![0f32; tiles * TILE_LANES];
+    for (qi, q) in queries.chunks_exact(dim).enumerate() {
+        let (t, lane) = (qi / TILE_LANES, qi % TILE_LANES);
+        let width = if narrow_last && t + 1 == tiles {
+            16
+        } else {
+            TILE_LANES
+        };
+        for (j, v) in q.iter().enumerate() {
+            qp[t * dim * TILE_LANES + j * width + lane] = *v;
+        }
+        let n2 = distance::dot(q, q);
+        qnorm[qi] = n2.sqrt();
+        // |q|² enters the L2 key only; IP and COSINE keys have no query term.
+        qn2[qi] = if p.metric == Metric::L2 { n2 } else { 0.0 };
+    }
+    // Per-query thresholds, as the kernel compares them; padding lanes never pass.
+    let mut thr = vec![f32::NEG_INFINITY; tiles * TILE_LANES];
+    let range_slack = p.range.hi.is_finite();
+    let refresh = |thr: &mut [f32], qi: usize, top: &TopK| {
+        // In range search a candidate's approximate key may sit just under `lo`.
+        thr[qi] = if range_slack {
+            top.threshold().max(p.range.lo)
+        } else {
+            top.threshold()
+        };
+    };
+    for (qi, top) in tops.iter().enumerate().take(nq) {
+        refresh(&mut thr, qi, top);
+    }
+    let mut tail = vec![0f32; TILE_ROWS * dim];
+    let mut keys = [0f32; TILE_ROWS * TILE_LANES];
+    let mut add = [0f32; TILE_ROWS];
+    let mut mul = [0f32; TILE_ROWS];
+    let mut xn2 = [0f32; TILE_ROWS];
     let mut s = start;
     while s < end {
-        let rows = (end - s).min(BLOCK_ROWS);
-        // Transpose rows s..s+rows into packed[j * 32 + l]; zero the missing lanes.
-        for l in 0..BLOCK_ROWS {
-            if l < rows {
-                let x = &vectors[(s + l) * dim..(s + l + 1) * dim];
-                for (j, v) in x.iter().enumerate() {
-                    packed[j * BLOCK_ROWS + l] = *v;
-                }
-                pre.set(l, distance::dot(x, x));
-            } else {
-                pre.set(l, 0.0);
-                for j in 0..dim {
-                    packed[j * BLOCK_ROWS + l] = 0.0;
-                }
-            }
-        }
-        let mut mask: u32 = if rows == 32 {
-            u32::MAX
-        } else {
-            (1u32 << rows) - 1
-        };
-        if let Some(w) = p.allowed {
-            let mut m = 0u32;
+        let rows = (end - s).min(TILE_ROWS);
+        let mut live: u32 = (1u32 << rows) - 1;
+        if p.allowed.is_some() {
             for l in 0..rows {
-                if is_allowed(Some(w), s + l) {
-                    m |= 1 << l;
+                if !is_allowed(p.allowed, s + l) {
+                    live &= !(1 << l);
                 }
             }
-            mask &= m;
+            if live == 0 {
+                s += rows;
+                continue;
+            }
         }
-        if mask != 0 {
-            for t in 0..nq_pad / TILE_Q {
-                let mut thr = [f32::NEG_INFINITY; TILE_Q];
-                for (i, th) in thr.iter_mut().enumerate() {
-                    if let Some(top) = tops.get(t * TILE_Q + i) {
-                        *th = top.threshold();
-                        if p.range.hi.is_finite() {
-                            // Range search: a candidate's key may be under-estimated by tol.
-                            *th = th.max(p.range.lo);
-                        }
-                    }
+        let xs: &[f32] = if rows == TILE_ROWS {
+            &vectors[s * dim..(s + TILE_ROWS) * dim]
+        } else {
+            tail.fill(0.0);
+            tail[..rows * dim].copy_from_slice(&vectors[s * dim..(s + rows) * dim]);
+            &tail
+        };
+        for (l, x) in xs.chunks_exact(dim).enumerate() {
+            let n2 = distance::dot(x, x);
+            xn2[l] = n2;
+            (add[l], mul[l]) = match p.metric {
+                Metric::L2 => (n2, -2.0),
+                Metric::Ip => (0.0, -1.0),
+                Metric::Cosine if n2 > 0.0 => (0.0, -1.0 / n2.sqrt()),
+                Metric::Cosine => (0.0, 0.0),
+            };
+        }
+        for t in 0..tiles {
+            let mut hits = [0u32; TILE_ROWS];
+            // SAFETY: xs holds TILE_ROWS rows of dim; qp tile t holds dim x 32; qn2 and thr
+            // hold 32 lanes from t*32; keys holds TILE_ROWS x 32. AVX-512F was detected.
+            let kernel = if narrow_last && t + 1 == tiles {
+                tile_6x16
+            } else {
+                tile_6x32
+            };
+            let width = if narrow_last && t + 1 == tiles {
+                16
+            } else {
+                TILE_LANES
+            };
+            unsafe {
+                kernel(
+                    xs.as_ptr(),
+                    dim,
+                    qp.as_ptr().add(t * dim * TILE_LANES),
+                    &add,
+                    &mul,
+                    qn2.as_ptr().add(t * TILE_LANES),
+                    thr.as_ptr().add(t * TILE_LANES),
+                    keys.as_mut_ptr(),
+                    &mut hits,
+                );
+            }
+            for (l, &h) in hits.iter().enumerate() {
+                if live & (1 << l) == 0 {
+                    continue;
                 }
-                let mut hits = [0u32; TILE_Q];
-                // SAFETY: packed is dim x 32, qbuf holds TILE_Q rows of dim from t*TILE_Q,
-                // keys holds TILE_Q x 32; AVX-512F was detected by the caller.
-                unsafe {
-                    keys_6x32(
-                        packed.as_ptr(),
-                        qbuf.as_ptr().add(t * TILE_Q * dim),
-                        dim,
-                        &pre,
-                        &qn2[t * TILE_Q..(t + 1) * TILE_Q],
-                        &thr,
-                        keys.as_mut_ptr(),
-                        &mut hits,
-                    );
-                }
-                for i in 0..TILE_Q {
-                    let qi = t * TILE_Q + i;
-                    if qi >= nq {
-                        break;
-                    }
-                    let mut m = hits[i] & mask;
-                    if m == 0 {
-                        continue;
-                    }
+                let mut m = h;
+                while m != 0 {
+                    let lane = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    let qi = t * TILE_LANES + lane;
+                    let key = keys[l * width + lane];
+                    let tol = match p.metric {
+                        Metric::L2 => 1e-5 * (xn2[l] + qn2[qi]),
+                        Metric::Ip => 1e-5 * xn2[l].sqrt() * qnorm[qi],
+                        Metric::Cosine => 1e-5,
+                    };
                     let top = &mut tops[qi];
-                    let k = &keys[i * BLOCK_ROWS..(i + 1) * BLOCK_ROWS];
-                    while m != 0 {
-                        let l = m.trailing_zeros() as usize;
-                        m &= m - 1;
-                        let key = k[l];
-                        let tol = match p.metric {
-                            Metric::L2 => 1e-5 * (pre.xn2[l] + qn2[qi]),
-                            Metric::Ip => 1e-5 * pre.xn2[l].sqrt() * qnorm[qi],
-                            Metric::Cosine => 1e-5,
-                        };
-                        if key <= top.threshold()
-                            && key >= p.range.lo - tol
-                            && key < p.range.hi + tol
-                        {
-                            top.push(key, (s + l) as u32, p.tiebreak);
-                        }
+                    if key <= top.threshold() && key >= p.range.lo - tol && key < p.range.hi + tol {
+                        top.push(key, (s + l) as u32, p.tiebreak);
+                        refresh(&mut thr, qi, top);
                     }
                 }
             }
@@ -430,105 +497,62 @@ fn packed_scan(
     }
 }
 
-/// Per-row terms of the key formula `key = add[l] + qn2[q] + mul[l] * (q · x_l)`:
-/// L2: `add = |x|², mul = -2` (with `qn2 = |q|²`); IP: `add = 0, mul = -1`;
-/// COSINE: `add = 0, mul = -1/|x|` (0 for a zero row).
-struct RowTerms {
-    metric: Metric,
-    xn2: [f32; BLOCK_ROWS],
-    add: [f32; BLOCK_ROWS],
-    mul: [f32; BLOCK_ROWS],
-}
-
-impl RowTerms {
-    fn new(metric: Metric) -> Self {
-        RowTerms {
-            metric,
-            xn2: [0.0; BLOCK_ROWS],
-            add: [0.0; BLOCK_ROWS],
-            mul: [0.0; BLOCK_ROWS],
+/// Generates a 6-row register-tile kernel over `$lanes` queries (`$v` AVX-512 vectors):
+/// `keys[l * $lanes + lane] = add[l] + qn2[lane] + mul[l] * (x_l · q_lane)` and
+/// `hits[l]` = lanes whose key is `<= thr[lane]`.
+///
+/// `x` holds 6 consecutive rows of `dim`; `qp` the queries transposed (`dim × $lanes`).
+macro_rules! tile_kernel {
+    ($name:ident, $lanes:literal, $v:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            x: *const f32,
+            dim: usize,
+            qp: *const f32,
+            add: &[f32; TILE_ROWS],
+            mul: &[f32; TILE_ROWS],
+            qn2: *const f32,
+            thr: *const f32,
+            keys: *mut f32,
+            hits: &mut [u32; TILE_ROWS],
+        ) {
+            use std::arch::x86_64::*;
+            // SAFETY: the caller guarantees the buffer extents documented above.
+            unsafe {
+                let mut acc = [[_mm512_setzero_ps(); $v]; TILE_ROWS];
+                for j in 0..dim {
+                    let mut q = [_mm512_setzero_ps(); $v];
+                    for (i, qv) in q.iter_mut().enumerate() {
+                        *qv = _mm512_loadu_ps(qp.add(j * $lanes + i * 16));
+                    }
+                    for (l, a) in acc.iter_mut().enumerate() {
+                        let b = _mm512_set1_ps(*x.add(l * dim + j));
+                        for (i, qv) in q.iter().enumerate() {
+                            a[i] = _mm512_fmadd_ps(b, *qv, a[i]);
+                        }
+                    }
+                }
+                for (l, a) in acc.iter().enumerate() {
+                    let m = _mm512_set1_ps(mul[l]);
+                    let ad = _mm512_set1_ps(add[l]);
+                    let mut h = 0u32;
+                    for (i, av) in a.iter().enumerate() {
+                        let qn = _mm512_loadu_ps(qn2.add(i * 16));
+                        let k = _mm512_fmadd_ps(*av, m, _mm512_add_ps(ad, qn));
+                        _mm512_storeu_ps(keys.add(l * $lanes + i * 16), k);
+                        let t = _mm512_loadu_ps(thr.add(i * 16));
+                        h |= (_mm512_cmp_ps_mask::<_CMP_LE_OQ>(k, t) as u32) << (i * 16);
+                    }
+                    hits[l] = h;
+                }
+            }
         }
-    }
-
-    fn set(&mut self, l: usize, xn2: f32) {
-        self.xn2[l] = xn2;
-        (self.add[l], self.mul[l]) = match self.metric {
-            Metric::L2 => (xn2, -2.0),
-            Metric::Ip => (0.0, -1.0),
-            Metric::Cosine if xn2 > 0.0 => (0.0, -1.0 / xn2.sqrt()),
-            Metric::Cosine => (0.0, 0.0),
-        };
-    }
+    };
 }
-
-/// 6 queries × 32 packed rows: `keys[i * 32 + l]` = key of row `l` for query `i`, and
-/// `hits[i]` = bitmask of rows whose key is `<= thr[i]`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn keys_6x32(
-    packed: *const f32,
-    q: *const f32,
-    dim: usize,
-    pre: &RowTerms,
-    qn2: &[f32],
-    thr: &[f32; TILE_Q],
-    keys: *mut f32,
-    hits: &mut [u32; TILE_Q],
-) {
-    use std::arch::x86_64::*;
-    // SAFETY: the caller guarantees the buffer extents documented above.
-    unsafe {
-        let z = _mm512_setzero_ps();
-        let (mut a00, mut a01, mut a10, mut a11, mut a20, mut a21) = (z, z, z, z, z, z);
-        let (mut a30, mut a31, mut a40, mut a41, mut a50, mut a51) = (z, z, z, z, z, z);
-        for j in 0..dim {
-            let p0 = _mm512_loadu_ps(packed.add(j * 32));
-            let p1 = _mm512_loadu_ps(packed.add(j * 32 + 16));
-            let b = _mm512_set1_ps(*q.add(j));
-            a00 = _mm512_fmadd_ps(b, p0, a00);
-            a01 = _mm512_fmadd_ps(b, p1, a01);
-            let b = _mm512_set1_ps(*q.add(dim + j));
-            a10 = _mm512_fmadd_ps(b, p0, a10);
-            a11 = _mm512_fmadd_ps(b, p1, a11);
-            let b = _mm512_set1_ps(*q.add(2 * dim + j));
-            a20 = _mm512_fmadd_ps(b, p0, a20);
-            a21 = _mm512_fmadd_ps(b, p1, a21);
-            let b = _mm512_set1_ps(*q.add(3 * dim + j));
-            a30 = _mm512_fmadd_ps(b, p0, a30);
-            a31 = _mm512_fmadd_ps(b, p1, a31);
-            let b = _mm512_set1_ps(*q.add(4 * dim + j));
-            a40 = _mm512_fmadd_ps(b, p0, a40);
-            a41 = _mm512_fmadd_ps(b, p1, a41);
-            let b = _mm512_set1_ps(*q.add(5 * dim + j));
-            a50 = _mm512_fmadd_ps(b, p0, a50);
-            a51 = _mm512_fmadd_ps(b, p1, a51);
-        }
-        let add0 = _mm512_loadu_ps(pre.add.as_ptr());
-        let add1 = _mm512_loadu_ps(pre.add.as_ptr().add(16));
-        let mul0 = _mm512_loadu_ps(pre.mul.as_ptr());
-        let mul1 = _mm512_loadu_ps(pre.mul.as_ptr().add(16));
-        let accs = [
-            (a00, a01),
-            (a10, a11),
-            (a20, a21),
-            (a30, a31),
-            (a40, a41),
-            (a50, a51),
-        ];
-        for (i, (lo, hi)) in accs.into_iter().enumerate() {
-            let qn = _mm512_set1_ps(qn2[i]);
-            let k0 = _mm512_fmadd_ps(lo, mul0, _mm512_add_ps(add0, qn));
-            let k1 = _mm512_fmadd_ps(hi, mul1, _mm512_add_ps(add1, qn));
-            _mm512_storeu_ps(keys.add(i * 32), k0);
-            _mm512_storeu_ps(keys.add(i * 32 + 16), k1);
-            let t = _mm512_set1_ps(thr[i]);
-            let m0 = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(k0, t) as u32;
-            let m1 = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(k1, t) as u32;
-            hits[i] = m0 | (m1 << 16);
-        }
-    }
-}
+tile_kernel!(tile_6x32, 32, 2);
+tile_kernel!(tile_6x16, 16, 1);
 
 #[cfg(test)]
 mod tests {

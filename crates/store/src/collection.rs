@@ -66,7 +66,7 @@ impl PkIndex {
     }
 }
 
-struct State {
+pub(crate) struct State {
     sealed: Vec<Segment>,
     growing: Segment,
     pk_index: PkIndex,
@@ -76,6 +76,23 @@ struct State {
 }
 
 impl State {
+    /// Sealed segments in order, then the growing one.
+    pub(crate) fn segments(&self) -> impl Iterator<Item = &Segment> {
+        self.sealed.iter().chain([&self.growing])
+    }
+
+    /// Position of a live key in [`State::segments`] order, and its row.
+    pub(crate) fn locate(&self, pk: &PrimaryKey) -> Option<(usize, usize)> {
+        self.pk_index.get(pk).map(|l| {
+            let pos = if l.seg == GROWING {
+                self.sealed.len()
+            } else {
+                l.seg as usize
+            };
+            (pos, l.row as usize)
+        })
+    }
+
     fn seg(&self, i: u32) -> &Segment {
         if i == GROWING {
             &self.growing
@@ -762,11 +779,11 @@ impl Collection {
             .collect())
     }
 
-    /// Live rows, in storage order, `offset` skipped, at most `limit`.
+    /// Live rows matching `filter` (Milvus boolean expression; `None` or blank = all rows),
+    /// in storage order, `offset` skipped, at most `limit`.
     ///
     /// # Errors
-    /// [`StoreError::Unsupported`] for a filter expression (filters arrive with
-    /// `facedb-expr`); [`StoreError::UnknownField`].
+    /// [`StoreError::InvalidExpr`] (with the byte offset), [`StoreError::UnknownField`].
     pub fn query(
         &self,
         filter: Option<&str>,
@@ -774,21 +791,19 @@ impl Collection {
         limit: Option<usize>,
         offset: usize,
     ) -> Result<Vec<Row>> {
-        if let Some(f) = filter.filter(|f| !f.trim().is_empty()) {
-            return Err(StoreError::Unsupported(format!(
-                "filter expressions ({f:?})"
-            )));
-        }
+        let expr = crate::filter::compile(&self.schema, filter)?;
         let fields = self.resolve_fields(output_fields)?;
         let st = self.state.read();
+        let allowed = crate::filter::allowed_rows(&self.schema, &st, expr.as_ref())?;
         let limit = limit.unwrap_or(usize::MAX);
         let mut out = Vec::new();
         let mut skipped = 0;
-        for seg in st.sealed.iter().chain([&st.growing]) {
-            for row in 0..seg.rows() {
-                if seg.is_deleted(row) {
-                    continue;
-                }
+        for (seg, allowed) in st.segments().zip(&allowed) {
+            let rows: Box<dyn Iterator<Item = usize>> = match allowed {
+                Some(b) => Box::new(b.iter_ones()),
+                None => Box::new(0..seg.rows()),
+            };
+            for row in rows {
                 if skipped < offset {
                     skipped += 1;
                     continue;
@@ -802,6 +817,62 @@ impl Collection {
         Ok(out)
     }
 
+    /// Number of live rows matching `filter` (`None` or blank = all rows): Milvus's
+    /// `count(*)`.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidExpr`].
+    pub fn count_where(&self, filter: Option<&str>) -> Result<usize> {
+        let expr = crate::filter::compile(&self.schema, filter)?;
+        let st = self.state.read();
+        let allowed = crate::filter::allowed_rows(&self.schema, &st, expr.as_ref())?;
+        Ok(st
+            .segments()
+            .zip(&allowed)
+            .map(|(s, a)| a.as_ref().map_or(s.rows(), |b| b.count_ones()))
+            .sum())
+    }
+
+    /// Deletes every live row matching `filter` (Milvus `delete(expr)`); the matching keys
+    /// are logged, so replay deletes exactly these rows. Returns how many were deleted.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidExpr`]; [`StoreError::InvalidParameter`] for a blank filter
+    /// (deleting everything needs an explicit expression, as in Milvus); I/O errors.
+    pub fn delete_where(&self, filter: &str) -> Result<usize> {
+        self.check_poisoned()?;
+        let expr = crate::filter::compile(&self.schema, Some(filter))?.ok_or_else(|| {
+            StoreError::InvalidParameter("delete needs a filter expression".into())
+        })?;
+        let _w = self.write_lock.lock();
+        self.check_poisoned()?;
+        let pks: Vec<PrimaryKey> = {
+            let st = self.state.read();
+            let allowed = crate::filter::allowed_rows(&self.schema, &st, Some(&expr))?;
+            st.segments()
+                .zip(&allowed)
+                .flat_map(|(seg, a)| {
+                    let rows: Vec<usize> = match a {
+                        Some(b) => b.iter_ones().collect(),
+                        None => (0..seg.rows()).collect(),
+                    };
+                    rows.into_iter().map(move |r| seg.pks.get(r))
+                })
+                .collect()
+        };
+        if pks.is_empty() {
+            return Ok(0);
+        }
+        let mut w = Writer::default();
+        w.u8(OP_DELETE);
+        w.pks(&pks);
+        let lsn = self.poison(self.wal.append(&w.buf))?;
+        let n = self.state.write().apply_delete(&pks);
+        drop(_w);
+        self.poison(self.wal.sync(lsn))?;
+        Ok(n)
+    }
+
     /// Exact (FLAT) k-nearest-neighbour search over every live row.
     ///
     /// Returns one list per query vector, best first (ties broken by primary key), with at
@@ -812,7 +883,10 @@ impl Collection {
     /// [`StoreError::NqOutOfRange`], [`StoreError::TopkOutOfRange`],
     /// [`StoreError::DimensionMismatch`], [`StoreError::NonFinite`],
     /// [`StoreError::UnknownField`], [`StoreError::InvalidParameter`] for inconsistent range
-    /// bounds, [`StoreError::Unsupported`] for a filter expression (until `facedb-expr`).
+    /// bounds, [`StoreError::InvalidExpr`] for a bad filter.
+    ///
+    /// A filter is applied before ranking (pre-filtering): a search returns
+    /// `min(topk, matching rows)` hits, the same as an exact search over the matching rows.
     pub fn search(&self, req: &SearchRequest) -> Result<Vec<Vec<Hit>>> {
         let dim = self.schema.dim();
         let nq = req.vectors.len();
@@ -845,11 +919,7 @@ impl Collection {
             }
             flat.extend_from_slice(v);
         }
-        if let Some(f) = req.filter.as_deref().filter(|f| !f.trim().is_empty()) {
-            return Err(StoreError::Unsupported(format!(
-                "filter expressions ({f:?})"
-            )));
-        }
+        let expr = crate::filter::compile(&self.schema, req.filter.as_deref())?;
         let range = match req.range {
             None => facedb_index::KeyRange::ALL,
             Some(r) => {
@@ -877,32 +947,28 @@ impl Collection {
         let fields = self.resolve_fields(&req.output_fields)?;
         let k = req.topk + req.offset;
         let st = self.state.read();
-        // Per query: (key, segment, row) candidates from every segment.
+        // Pre-filtering: the rows each segment may return (live and matching the filter).
+        let allowed = crate::filter::allowed_rows(&self.schema, &st, expr.as_ref())?;
+        let segs: Vec<&Segment> = st.segments().collect();
+        // Per query: (key, segment position, row) candidates from every segment.
         let mut cands: Vec<Vec<(f32, u32, u32)>> = vec![Vec::new(); nq];
-        let segs = st
-            .sealed
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i as u32, s))
-            .chain([(GROWING, &st.growing)]);
-        for (si, seg) in segs {
-            if seg.live_rows() == 0 {
+        for (si, (seg, allowed)) in segs.iter().zip(&allowed).enumerate() {
+            if seg.rows() == 0 || allowed.as_ref().is_some_and(|b| b.none()) {
                 continue;
             }
-            let allowed = seg.live_bitmap();
             let tb = |a: u32, b: u32| seg.pks.cmp_rows(a as usize, b as usize);
             let p = FlatParams {
                 metric: req.metric,
                 k,
                 range,
-                allowed: allowed.as_deref(),
+                allowed: allowed.as_ref().map(|b| b.words()),
                 tiebreak: &tb,
             };
             let res = flat_search(seg.vectors.as_slice(), dim, &flat, &p);
             for (q, hits) in res.into_iter().enumerate() {
                 cands[q].extend(
                     hits.into_iter()
-                        .map(|h| (req.metric.key(h.score), si, h.row)),
+                        .map(|h| (req.metric.key(h.score), si as u32, h.row)),
                 );
             }
         }
@@ -911,7 +977,7 @@ impl Collection {
             .map(|mut c| {
                 c.sort_by(|a, b| {
                     a.0.total_cmp(&b.0).then_with(|| {
-                        let (sa, sb) = (st.seg(a.1), st.seg(b.1));
+                        let (sa, sb) = (segs[a.1 as usize], segs[b.1 as usize]);
                         sa.pks.get(a.2 as usize).cmp(&sb.pks.get(b.2 as usize))
                     })
                 });
@@ -919,7 +985,7 @@ impl Collection {
                     .skip(req.offset)
                     .take(req.topk)
                     .map(|(key, si, row)| {
-                        let seg = st.seg(si);
+                        let seg = segs[si as usize];
                         Hit {
                             pk: seg.pks.get(row as usize),
                             distance: req.metric.score(key),

@@ -103,9 +103,10 @@ pub enum StoreError {
     /// A request parameter is invalid (range search bounds, offsets, …).
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
-    /// A filter expression could not be parsed or checked.
+    /// A filter expression could not be parsed, checked or evaluated (the error carries the
+    /// byte offset of the problem in the expression).
     #[error("invalid expression: {0}")]
-    InvalidExpr(String),
+    InvalidExpr(#[from] facedb_expr::ExprError),
     /// The feature is not implemented yet.
     #[error("not supported yet: {0}")]
     Unsupported(String),

@@ -39,6 +39,7 @@ mod collection;
 mod data;
 mod db;
 mod error;
+mod filter;
 mod schema;
 mod segment;
 mod wal;

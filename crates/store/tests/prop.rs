@@ -15,7 +15,7 @@ enum Op {
     Flush,
     Compact,
     Reopen,
-    Search(Vec<Vec<i8>>, u8, usize),
+    Search(Vec<Vec<i8>>, u8, usize, Option<(u8, i64)>),
 }
 
 fn rows() -> impl Strategy<Value = Vec<(i64, Vec<i8>)>> {
@@ -30,8 +30,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Flush),
         1 => Just(Op::Compact),
         1 => Just(Op::Reopen),
-        4 => (prop::collection::vec(prop::collection::vec(-4i8..5, DIM), 1..20), 0u8..3, 1usize..30)
-            .prop_map(|(q, m, k)| Op::Search(q, m, k)),
+        4 => (prop::collection::vec(prop::collection::vec(-4i8..5, DIM), 1..20), 0u8..3, 1usize..30,
+              prop::option::of((0u8..4, 0i64..400)))
+            .prop_map(|(q, m, k, f)| Op::Search(q, m, k, f)),
     ]
 }
 
@@ -66,14 +67,37 @@ fn batch(rows: &[(i64, Vec<i8>)]) -> Batch {
         )
 }
 
+/// A filter template and the same predicate in Rust (`tag` is `2 * id`).
+#[allow(clippy::type_complexity)]
+fn filter(f: Option<(u8, i64)>) -> (Option<String>, Box<dyn Fn(i64) -> bool>) {
+    match f {
+        None => (None, Box::new(|_| true)),
+        Some((0, c)) => (Some(format!("id < {c}")), Box::new(move |id| id < c)),
+        Some((1, c)) => (
+            Some(format!("tag >= {} and tag % 3 == 0", 2 * c)),
+            Box::new(move |id| 2 * id >= 2 * c && (2 * id) % 3 == 0),
+        ),
+        Some((2, c)) => (
+            Some(format!("id in [{}, {}, {}]", c, c + 1, c + 7)),
+            Box::new(move |id| id == c || id == c + 1 || id == c + 7),
+        ),
+        Some((_, c)) => (
+            Some(format!("not (id > {c} or tag == 10)")),
+            Box::new(move |id| !(id > c || 2 * id == 10)),
+        ),
+    }
+}
+
 fn reference(
     model: &BTreeMap<i64, Vec<f32>>,
     q: &[f32],
     metric: Metric,
     k: usize,
+    keep: &dyn Fn(i64) -> bool,
 ) -> Vec<(i64, f64)> {
     let mut all: Vec<(i64, f64)> = model
         .iter()
+        .filter(|(id, _)| keep(**id))
         .map(|(id, x)| {
             let dot: f64 = x.iter().zip(q).map(|(a, b)| *a as f64 * *b as f64).sum();
             let key = match metric {
@@ -145,14 +169,16 @@ proptest! {
                     db = Database::open_with(dir.path(), opts.clone()).unwrap();
                     c = db.collection("p").unwrap();
                 }
-                Op::Search(qs, m, k) => {
+                Op::Search(qs, m, k, f) => {
+                    let (expr, keep) = filter(f);
                     let metric = [Metric::L2, Metric::Ip, Metric::Cosine][m as usize];
                     let qs: Vec<Vec<f32>> = qs.iter().map(|q| q.iter().map(|x| *x as f32).collect()).collect();
                     let mut req = SearchRequest::new(qs.clone(), metric, k);
                     req.output_fields = vec!["tag".into()];
+                    req.filter = expr.clone();
                     let res = c.search(&req).unwrap();
                     for (q, hits) in qs.iter().zip(&res) {
-                        let want = reference(&model, q, metric, k);
+                        let want = reference(&model, q, metric, k, &*keep);
                         prop_assert_eq!(hits.len(), want.len());
                         for (h, (id, key)) in hits.iter().zip(&want) {
                             let score = metric.score_f64(*key);
@@ -168,6 +194,8 @@ proptest! {
                 }
             }
             prop_assert_eq!(c.count(), model.len());
+            let live_even = model.keys().filter(|id| (2 * **id) % 3 == 0).count();
+            prop_assert_eq!(c.count_where(Some("tag % 3 == 0")).unwrap(), live_even);
         }
     }
 }
