@@ -1,6 +1,7 @@
 //! The blocking work behind each RPC: store calls and Milvus metadata, one method per request.
 //! [`crate::service`] runs these on tokio's blocking pool.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -21,13 +22,12 @@ use prost::Message;
 use crate::catalog::{store_schema, CollInfo};
 use crate::data::{
     batch_from_fields_data, field_data as build_field_data, ids, resolve_output_fields,
-    to_store_pk, OutputFields,
+    OutputFields, DYNAMIC_COLUMN,
 };
 use crate::meta::{unix_ms, Clock, CollectionMeta, IndexMeta, MetaStore, LOGICAL_BITS};
 use crate::params::{
     decode_placeholders, kv_map, parse_query_params, parse_search_params, round_score, MetricKind,
 };
-use crate::pkexpr::primary_keys;
 use crate::schema::{described_schema, validate_new_schema, Fields};
 use crate::status::{success, Error, Result};
 
@@ -57,6 +57,37 @@ fn check_partition(name: &str) -> Result<()> {
             "partition not found[partition={name}]"
         )))
     }
+}
+
+/// A filter expression as the store reads it: Milvus's name of the dynamic field, `$meta`,
+/// becomes the store's column [`DYNAMIC_COLUMN`] (outside string literals).
+pub fn store_expr(expr: &str) -> Cow<'_, str> {
+    if !expr.contains("$meta") {
+        return Cow::Borrowed(expr);
+    }
+    let mut out = String::with_capacity(expr.len());
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut rest = expr;
+    while let Some(c) = rest.chars().next() {
+        if quote.is_none() && rest.starts_with("$meta") {
+            out.push_str(DYNAMIC_COLUMN);
+            rest = &rest["$meta".len()..];
+            continue;
+        }
+        if escaped {
+            escaped = false;
+        } else if quote.is_some() && c == '\\' {
+            escaped = true;
+        } else if quote == Some(c) {
+            quote = None;
+        } else if quote.is_none() && (c == '"' || c == '\'') {
+            quote = Some(c);
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    Cow::Owned(out)
 }
 
 fn store_metric(m: MetricKind) -> Metric {
@@ -300,41 +331,22 @@ impl Core {
         })
     }
 
-    /// `Delete` by expression: primary-key lists directly, other expressions through the
-    /// store's filter (which answers "not supported" until filters exist).
+    /// `Delete` by filter expression (the store evaluates it and deletes the matches
+    /// atomically).
     pub fn delete(&self, req: DeleteRequest) -> Result<MutationResult> {
         check_partition(&req.partition_name)?;
         let info = self.info(&req.collection_name)?;
-        let expr = req.expr.trim();
+        let expr = store_expr(req.expr.trim());
         if expr.is_empty() {
             return Err(Error::Rejected("delete expression cannot be empty".into()));
         }
-        let pk = info.fields.pk().clone();
-        let keys: Vec<_> = match primary_keys(expr, &pk) {
-            Some(k) => k.iter().map(to_store_pk).collect(),
-            None => {
-                let rows = info
-                    .coll
-                    .query(Some(expr), std::slice::from_ref(&pk.name), None, 0)
-                    .map_err(|e| Error::from_store_expr(e, expr))?;
-                rows.iter()
-                    .filter_map(|r| r.iter().find(|(n, _)| *n == pk.name).map(|(_, v)| v))
-                    .filter_map(|v| match v {
-                        Value::Int(i) => Some(facedb_store::PrimaryKey::Int(*i)),
-                        Value::String(s) => Some(facedb_store::PrimaryKey::Str(s.clone())),
-                        _ => None,
-                    })
-                    .collect()
-            }
-        };
-        let deleted = if keys.is_empty() {
-            0
-        } else {
-            info.coll.delete(&keys).map_err(Error::from_store)?
-        };
+        let deleted = info
+            .coll
+            .delete_where(&expr)
+            .map_err(|e| Error::from_store_expr(e, req.expr.trim()))?;
         Ok(MutationResult {
             delete_cnt: deleted as i64,
-            i_ds: Some(ids(&pk, &[])),
+            i_ds: Some(ids(info.fields.pk(), &[])),
             ..self.mutation()
         })
     }
@@ -603,7 +615,7 @@ impl Core {
             None => sp.metric.unwrap_or(MetricKind::L2),
         };
         let out = resolve_output_fields(&info.fields, &req.output_fields, false)?;
-        let expr = req.dsl.trim();
+        let expr = store_expr(req.dsl.trim());
         let range = sp.radius.map(|radius| RangeParams {
             radius: Some(radius),
             range_filter: sp.range_filter,
@@ -620,7 +632,7 @@ impl Core {
                 range,
                 filter: (!expr.is_empty()).then(|| expr.to_string()),
             })
-            .map_err(|e| Error::from_store_expr(e, expr))?;
+            .map_err(|e| Error::from_store_expr(e, req.dsl.trim()))?;
         let mut keys = Vec::new();
         let mut scores = Vec::new();
         let mut topks = Vec::with_capacity(nq);
@@ -665,7 +677,7 @@ impl Core {
             });
         }
         let qp = parse_query_params(&req.query_params)?;
-        let expr = req.expr.trim();
+        let expr = store_expr(req.expr.trim());
         let pk = info.fields.pk().clone();
         let is_count = req.output_fields.len() == 1
             && req.output_fields[0]
@@ -682,20 +694,10 @@ impl Core {
             ));
         }
         if is_count {
-            let n = if expr.is_empty() {
-                info.coll.count()
-            } else if let Some(keys) = primary_keys(expr, &pk) {
-                let keys: Vec<_> = keys.iter().map(to_store_pk).collect();
-                info.coll
-                    .get(&keys, std::slice::from_ref(&pk.name))
-                    .map_err(Error::from_store)?
-                    .len()
-            } else {
-                info.coll
-                    .query(Some(expr), std::slice::from_ref(&pk.name), None, 0)
-                    .map_err(|e| Error::from_store_expr(e, expr))?
-                    .len()
-            };
+            let n = info
+                .coll
+                .count_where((!expr.is_empty()).then_some(expr.as_ref()))
+                .map_err(|e| Error::from_store_expr(e, req.expr.trim()))?;
             return Ok(QueryResults {
                 status: Some(success()),
                 fields_data: vec![FieldData {
@@ -722,25 +724,15 @@ impl Core {
         }
         let out = resolve_output_fields(&info.fields, &req.output_fields, true)?;
         let names = out.store_names();
-        let rows = match primary_keys(expr, &pk) {
-            Some(keys) => {
-                let keys: Vec<_> = keys.iter().map(to_store_pk).collect();
-                let rows = info.coll.get(&keys, &names).map_err(Error::from_store)?;
-                rows.into_iter()
-                    .skip(qp.offset)
-                    .take(qp.limit.unwrap_or(usize::MAX))
-                    .collect()
-            }
-            None => info
-                .coll
-                .query(
-                    (!expr.is_empty()).then_some(expr),
-                    &names,
-                    qp.limit,
-                    qp.offset,
-                )
-                .map_err(|e| Error::from_store_expr(e, expr))?,
-        };
+        let rows = info
+            .coll
+            .query(
+                (!expr.is_empty()).then_some(expr.as_ref()),
+                &names,
+                qp.limit,
+                qp.offset,
+            )
+            .map_err(|e| Error::from_store_expr(e, req.expr.trim()))?;
         let OutputFields { columns, names } = out;
         Ok(QueryResults {
             status: Some(success()),
@@ -750,5 +742,19 @@ impl Core {
             primary_field_name: pk.name.clone(),
             ..Default::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::store_expr;
+
+    #[test]
+    fn dynamic_field_name_is_mapped_outside_strings() {
+        assert_eq!(store_expr("id > 2"), "id > 2");
+        assert_eq!(
+            store_expr(r#"$meta["color"] == "$meta" and $meta['a\'$meta'] > 1"#),
+            r#"_meta["color"] == "$meta" and _meta['a\'$meta'] > 1"#
+        );
     }
 }

@@ -8,7 +8,6 @@ use milvus::proto::schema::{
     IDs, IntArray, JsonArray, LongArray, ScalarField, StringArray, VectorField,
 };
 
-use crate::pkexpr::PkValue;
 use crate::schema::{Field, FieldKind, Fields};
 use crate::status::{Error, Result};
 
@@ -202,14 +201,6 @@ fn column(f: &Field, fd: FieldData) -> Result<ColumnData> {
         (FieldKind::Json, scalar_field::Data::JsonData(a)) => ColumnData::Json(a.data),
         _ => return Err(err),
     })
-}
-
-/// The store primary key of a wire key value.
-pub fn to_store_pk(k: &PkValue) -> PrimaryKey {
-    match k {
-        PkValue::Int(v) => PrimaryKey::Int(*v),
-        PkValue::Str(s) => PrimaryKey::Str(s.clone()),
-    }
 }
 
 /// Wire `IDs` of store primary keys of a collection whose key field is `pk`.

@@ -31,7 +31,6 @@ mod core;
 mod data;
 mod meta;
 mod params;
-mod pkexpr;
 mod schema;
 mod server;
 mod service;

@@ -139,7 +139,7 @@ impl Error {
             StoreError::InvalidParameter(m) => Self::Rejected(m),
             StoreError::InvalidExpr(detail) => Self::InvalidExpr {
                 expr: expr.to_string(),
-                detail,
+                detail: detail.to_string(),
             },
             StoreError::Unsupported(m) => Self::Unsupported(m),
             e @ (StoreError::Corrupt { .. } | StoreError::Io { .. } | StoreError::Poisoned { .. }) => {

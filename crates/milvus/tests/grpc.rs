@@ -440,13 +440,65 @@ async fn search_parameters() {
         .into_inner();
     let names: Vec<_> = r.fields_data.iter().map(|f| f.field_name.clone()).collect();
     assert_eq!(names, vec!["name", "id"]);
-    match &r.fields_data[1].field {
+    let mut rows: Vec<(i64, String)> = match (&r.fields_data[1].field, &r.fields_data[0].field) {
+        (
+            Some(field_data::Field::Scalars(ScalarField {
+                data: Some(scalar_field::Data::LongData(ids)),
+                ..
+            })),
+            Some(field_data::Field::Scalars(ScalarField {
+                data: Some(scalar_field::Data::StringData(names)),
+                ..
+            })),
+        ) => ids
+            .data
+            .iter()
+            .copied()
+            .zip(names.data.iter().cloned())
+            .collect(),
+        other => panic!("{other:?}"),
+    };
+    rows.sort();
+    assert_eq!(rows, vec![(2, "xiaoyue".into()), (4, "xiaoli".into())]);
+    // filtered search and count
+    let mut req = search_req("10", &[], &[&Q]);
+    req.dsl = "id > 2".into();
+    let r = c.search(req).await.unwrap().into_inner();
+    assert_eq!(hit_ids(&r), vec![5, 6, 4, 3], "{:?}", r.status);
+    let r = c
+        .query(q("name like 'xiaoz%'", &["count(*)"], &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    match &r.fields_data[0].field {
         Some(field_data::Field::Scalars(ScalarField {
             data: Some(scalar_field::Data::LongData(a)),
             ..
-        })) => assert_eq!(a.data, vec![4, 2]),
-        other => panic!("{other:?}"),
+        })) => assert_eq!(a.data, vec![2]),
+        other => panic!("{other:?} {:?}", r.status),
     }
+    // malformed and unknown-field expressions: Milvus's message shape
+    let mut req = search_req("10", &[], &[&Q]);
+    req.dsl = "id >> 2".into();
+    let r = c.search(req).await.unwrap().into_inner();
+    let (ec, code, reason) = codes(&r.status);
+    assert_eq!((ec, code), (1, 65535));
+    assert!(
+        reason
+            .starts_with("failed to create query plan: cannot parse expression: id >> 2, error: "),
+        "{reason}"
+    );
+    let r = c
+        .query(q("age > 2", &["id"], &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, code, reason) = codes(&r.status);
+    assert_eq!(code, 65535);
+    assert!(
+        reason.contains("cannot parse expression: age > 2, error: field age not exist"),
+        "{reason}"
+    );
     let r = c
         .query(q("", &["*"], &[("limit", "2"), ("offset", "1")]))
         .await
@@ -560,20 +612,14 @@ async fn writes_upsert_delete_flush() {
         .await
         .unwrap()
         .into_inner();
-    // until the store has filters: "not supported yet", and nothing deleted
-    if codes(&r.status).1 != 0 {
-        assert!(
-            codes(&r.status).2.contains("not supported yet"),
-            "{:?}",
-            r.status
-        );
-        let r = c
-            .search(search_req("10", &[], &[&Q]))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(hit_ids(&r).len(), 4);
-    }
+    // a filter expression: every remaining "x..." name goes, the moved row 2 stays
+    assert_eq!((codes(&r.status).1, r.delete_cnt), (0, 3), "{:?}", r.status);
+    let r = c
+        .search(search_req("10", &[], &[&Q]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(hit_ids(&r), vec![2]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

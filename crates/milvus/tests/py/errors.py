@@ -90,7 +90,17 @@ expect("unknown output field", lambda: search(output_fields=["id", "age"]), 6553
 res = search(output_fields=["*"])
 check("output *", res[0][0].entity.get("name") == "xiaoyue", res)
 expect("malformed expr", lambda: search(expr="id >> 2"), 65535, 1,
-       ("cannot parse expression: id >> 2", "not supported yet"))
+       "failed to create query plan: cannot parse expression: id >> 2, error: ")
+expect("malformed expr 'id >'", lambda: search(expr="id >"), 65535, 1,
+       "cannot parse expression: id >, error: ")
+expect("expr on unknown field", lambda: search(expr="age > 2"), 65535, 1,
+       "cannot parse expression: age > 2, error: field age not exist")
+expect("expr type mismatch", lambda: search(expr="name > 2"), 65535, 1,
+       "cannot parse expression: name > 2, error: ")
+expect("unquoted like pattern", lambda: search(expr="name like xiao%"), 65535, 1,
+       "cannot parse expression: name like xiao%, error: ")
+res = search(expr="id in [2,4,6]")
+check("filtered search", [h.id for h in res[0]] == [2, 6, 4], [h.id for h in res[0]])
 expect("metric mismatch", lambda: search(param={"metric_type": "IP", "params": {}}), 65535, 1,
        "metric type not match: invalid parameter[expected=L2][actual=IP]")
 if V23:  # pymilvus 2.2 checks these on the client

@@ -55,6 +55,13 @@ assert len(got) == 1 and got[0]["id"] == 5 and got[0]["n"] == 50 and got[0]["col
 assert np.allclose(got[0]["vector"], vecs[5]), got
 cnt = c.query(NAME, filter="", output_fields=["count(*)"])
 assert cnt[0]["count(*)"] == 20, cnt
+got = c.query(NAME, filter="id >= 17", output_fields=["n"])
+assert sorted((g["id"], g["n"]) for g in got) == [(17, 170), (18, 180), (19, 190)], got
+# the dynamic field by Milvus's name
+got = c.query(NAME, filter='$meta["color"] == "c1" and id < 8', output_fields=["color"])
+assert sorted(g["id"] for g in got) == [1, 4, 7], got
+res = c.search(NAME, data=[q.tolist()], limit=20, filter="id in [0, 9, 3]")
+assert sorted(h["id"] for h in res[0]) == [0, 3, 9] and res[0][0]["id"] == 3, res
 
 # upsert replaces a row
 c.upsert(NAME, [{"id": 5, "vector": [1.0, 0.0, 0.0, 0.0], "color": "new", "n": -1}])
