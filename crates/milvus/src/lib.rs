@@ -15,8 +15,12 @@
 //!   write;
 //! - errors with Milvus's status codes and texts (see [`Error`]); duplicate primary keys are
 //!   rejected (Milvus keeps both);
-//! - filter expressions: primary-key lists (`id in [..]`, `id == x`) are served directly; other
-//!   expressions go to the store, which answers "not supported yet" until it has filters.
+//! - filter expressions (`Search` `dsl`, `Query` `expr`, `Delete` `expr`) are evaluated by the
+//!   store (`facedb-expr`, Milvus 2.3 grammar); `$meta["key"]` reaches the dynamic field.
+//!   Bare dynamic keys (`color == "red"` for a key of `$meta`) are not resolved yet.
+//!
+//! Run it with `facedb serve` (crate `facedb`) or [`run`]; [`serve`] / [`serve_on`] embed it
+//! in an async program.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), facedb_milvus::ServeError> {
