@@ -198,40 +198,36 @@ fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
         )
     };
     let reason = ffi::message(&err);
-    match rc {
-        ffi::FDB_OK => {}
-        ffi::FDB_ERR_TRUNCATED => {
-            return Err(FaceError::Truncated {
-                format: FORMAT,
-                reason,
-            })
-        }
-        ffi::FDB_ERR_TOO_LARGE => {
-            return Err(FaceError::TooLarge {
-                width: w,
-                height: h,
-                max_pixels,
-            })
-        }
-        ffi::FDB_ERR_UNSUPPORTED => {
-            return Err(FaceError::Unsupported {
-                format: FORMAT,
-                reason,
-            })
-        }
-        ffi::FDB_ERR_ALLOC => {
-            return Err(FaceError::TooLarge {
-                width: w,
-                height: h,
-                max_pixels,
-            })
-        }
-        _ => {
-            return Err(FaceError::Corrupt {
-                format: FORMAT,
-                reason,
-            })
-        }
+    let error = match rc {
+        ffi::FDB_OK => None,
+        ffi::FDB_ERR_TRUNCATED => Some(FaceError::Truncated {
+            format: FORMAT,
+            reason,
+        }),
+        ffi::FDB_ERR_TOO_LARGE => Some(FaceError::TooLarge {
+            width: w,
+            height: h,
+            max_pixels,
+        }),
+        ffi::FDB_ERR_UNSUPPORTED => Some(FaceError::Unsupported {
+            format: FORMAT,
+            reason,
+        }),
+        ffi::FDB_ERR_ALLOC => Some(FaceError::Unsupported {
+            format: FORMAT,
+            reason: format!("cannot allocate {w}x{h} pixels"),
+        }),
+        ffi::FDB_ERR_CORRUPT | ffi::FDB_ERR_ARG => Some(FaceError::Corrupt {
+            format: FORMAT,
+            reason,
+        }),
+        other => Some(FaceError::Corrupt {
+            format: FORMAT,
+            reason: format!("status {other}: {reason}"),
+        }),
+    };
+    if let Some(error) = error {
+        return Err(error);
     }
     let pixels = w as usize * h as usize;
     let rgb = match components {

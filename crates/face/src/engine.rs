@@ -230,6 +230,15 @@ pub fn face_distance(a: &Encoding, b: &Encoding) -> f64 {
 /// dlib's objects keep scratch state and are not thread-safe: an `Engine` is `Send` (move
 /// it to a worker thread) but not `Sync`, and every method takes `&mut self`. Create one per
 /// worker thread with [`Engine::from_models`].
+///
+/// ```compile_fail
+/// fn shared<T: Sync>() {}
+/// shared::<facedb_face::Engine>(); // an Engine cannot be shared between threads
+/// ```
+/// ```
+/// fn movable<T: Send>() {}
+/// movable::<facedb_face::Engine>();
+/// ```
 pub struct Engine {
     raw: NonNull<ffi::FdbEngine>,
     _not_sync: PhantomData<Cell<()>>,
@@ -263,7 +272,11 @@ fn status(rc: c_int, err: &[c_char; ffi::ERR_LEN]) -> Result<()> {
     match rc {
         ffi::FDB_OK => Ok(()),
         ffi::FDB_ERR_ARG => Err(FaceError::InvalidArgument(ffi::message(err))),
-        _ => Err(FaceError::Dlib(ffi::message(err))),
+        ffi::FDB_ERR_DLIB => Err(FaceError::Dlib(ffi::message(err))),
+        other => Err(FaceError::Dlib(format!(
+            "status {other}: {}",
+            ffi::message(err)
+        ))),
     }
 }
 
@@ -542,8 +555,8 @@ fn pad_with_border_mean(img: &RgbImage) -> (RgbImage, i32, i32) {
     let mut n = 0u64;
     for (x, y, p) in img.enumerate_pixels() {
         if x == 0 || y == 0 || x + 1 == w || y + 1 == h {
-            for c in 0..3 {
-                sum[c] += u64::from(p.0[c]);
+            for (total, &v) in sum.iter_mut().zip(&p.0) {
+                *total += u64::from(v);
             }
             n += 1;
         }
@@ -569,7 +582,7 @@ pub fn face_chip(
     padding: f64,
 ) -> Result<RgbImage> {
     let (rows, cols) = check_image(img)?;
-    if size == 0 || size > 4096 || !(padding >= 0.0) {
+    if size == 0 || size > 4096 || padding.is_nan() || padding < 0.0 {
         return Err(FaceError::InvalidArgument(format!(
             "chip size {size} (1..=4096) / padding {padding} (>= 0)"
         )));
