@@ -4,6 +4,7 @@
 // extract_image_chips, and the dlib_face_recognition_resnet_model_v1 network.
 // Build without -march flags: wider vector code changes HOG rounding and moves boxes.
 #include <cstring>
+#include <dlfcn.h>
 #include <exception>
 #include <string>
 #include <vector>
@@ -218,6 +219,14 @@ int fdb_face_chip(const uint8_t *rgb, long rows, long cols, long left, long top,
                 p[2] = c(r, k).blue;
             }
     });
+}
+
+int fdb_set_blas_threads(int n) {
+    typedef void (*set_threads_fn)(int);
+    void *sym = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    if (!sym) return 0;
+    reinterpret_cast<set_threads_fn>(sym)(n);
+    return 1;
 }
 
 }  // extern "C"

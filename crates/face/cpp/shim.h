@@ -60,6 +60,10 @@ int fdb_face_chip(const uint8_t *rgb, long rows, long cols, long left, long top,
                   long bottom, const long *xy, unsigned long size, double padding,
                   uint8_t *out, char *err, size_t err_len);
 
+/* Sets OpenBLAS's thread count (openblas_set_num_threads, looked up at run time) and
+ * returns 1, or returns 0 when the BLAS behind libblas.so.3 is not OpenBLAS. */
+int fdb_set_blas_threads(int n);
+
 /* Output buffer allocation: returns a buffer of n bytes, or NULL. */
 typedef uint8_t *(*fdb_alloc_cb)(void *ctx, size_t n);
 

@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! cargo run --release -p facedb-face --example bench_dev -- [--threads 2] [--no-retry]
-//!     [--list-misses] [--dev DIR] [--models DIR]
+//!     [--blas-threads 1] [--list-misses] [--dev DIR] [--models DIR]
 //! ```
+//! `--blas-threads` (default 1 with several worker threads, else OpenBLAS's own default)
+//! is passed to [`facedb_face::set_blas_threads`].
 //! Prints decode / detect / encode milliseconds (per image, per megapixel, per face) and
 //! faces per second. Only person folders are read (names not starting with `_`).
 //! face_recognition 1.3.0 on this machine: ~120 ms per face encoding, ~510 ms per
@@ -94,6 +96,14 @@ fn main() {
         .unwrap_or(2);
     let retry = !args.iter().any(|a| a == "--no-retry");
     let list = args.iter().any(|a| a == "--list-misses");
+    let blas: Option<u32> = arg_value(&args, "--blas-threads")
+        .and_then(|v| v.parse().ok())
+        .or(if threads > 1 { Some(1) } else { None });
+    if let Some(n) = blas {
+        if !facedb_face::set_blas_threads(n) {
+            eprintln!("BLAS is not OpenBLAS: --blas-threads ignored");
+        }
+    }
 
     let files = match ModelFiles::verify(&models) {
         Ok(f) => f,

@@ -210,6 +210,23 @@ impl Default for FaceOptions {
     }
 }
 
+/// Sets how many threads OpenBLAS (behind `libblas.so.3`, used by the ResNet's
+/// convolutions) may use per call, process-wide. With one [`Engine`] per core, call
+/// `set_blas_threads(1)` first: otherwise every engine's BLAS calls spawn threads of their
+/// own and the cores are oversubscribed (the default is one BLAS thread per core, or
+/// `$OPENBLAS_NUM_THREADS`). The descriptors do not depend on it. Returns `false` (and
+/// does nothing) when the BLAS is not OpenBLAS.
+pub fn set_blas_threads(threads: u32) -> bool {
+    let n = c_int::try_from(threads.max(1)).unwrap_or(c_int::MAX);
+    // SAFETY: plain call; the shim checks that the symbol exists.
+    unsafe { ffi::fdb_set_blas_threads(n) == 1 }
+}
+
+/// The most pixels an image may have once upsampled for detection
+/// (`width * height * 4^upsample`): 2^29 (~537 Mpx, ~1.6 GB of RGB plus HOG features), so
+/// that any image under [`crate::DEFAULT_MAX_PIXELS`] can be searched with upsample 1.
+pub const MAX_UPSAMPLED_PIXELS: u64 = 1 << 29;
+
 /// Euclidean distance between two descriptors (face_recognition's `face_distance`),
 /// computed in f64. Same person: <= ~0.6 (face_recognition's default tolerance).
 pub fn face_distance(a: &Encoding, b: &Encoding) -> f64 {
@@ -355,8 +372,8 @@ impl Engine {
     /// boxes in dlib's order (most confident first), clipped with [`FaceBox::clipped`].
     ///
     /// # Errors
-    /// [`FaceError::InvalidArgument`] for an image without pixels, [`FaceError::Dlib`]
-    /// if dlib fails (e.g. out of memory on a huge upsampled image).
+    /// [`FaceError::InvalidArgument`] for an image without pixels or one that upsampled
+    /// would exceed [`MAX_UPSAMPLED_PIXELS`]; [`FaceError::Dlib`] if dlib fails.
     pub fn detect(&mut self, img: &RgbImage, upsample: u32) -> Result<Vec<FaceBox>> {
         Ok(self
             .detect_raw(img, upsample)?
@@ -372,6 +389,17 @@ impl Engine {
     /// As [`Engine::detect`].
     pub fn detect_raw(&mut self, img: &RgbImage, upsample: u32) -> Result<Vec<Detection>> {
         let (rows, cols) = check_image(img)?;
+        let pixels = u64::from(img.width()) * u64::from(img.height());
+        let upsampled = 4u64
+            .checked_pow(upsample)
+            .and_then(|f| f.checked_mul(pixels));
+        if upsampled.is_none_or(|p| p > MAX_UPSAMPLED_PIXELS) {
+            return Err(FaceError::InvalidArgument(format!(
+                "{}x{} pixels upsampled {upsample} times is over {MAX_UPSAMPLED_PIXELS} pixels",
+                img.width(),
+                img.height()
+            )));
+        }
         let mut out: Vec<Detection> = Vec::new();
         let mut err = [0 as c_char; ffi::ERR_LEN];
         // SAFETY: the image buffer holds rows*cols*3 bytes; the callback only touches `out`.
@@ -484,11 +512,12 @@ impl Engine {
 
     /// Every face in the image: detect (most confident first), landmarks (inside the
     /// unclipped box, as face_recognition's `face_encodings(img)`), descriptor, box clipped
-    /// as `face_locations`; see [`FaceOptions`] for the small-image retry. An empty vector means no
-    /// face was found.
+    /// as `face_locations`; see [`FaceOptions`] for the small-image retry. An empty vector
+    /// means no face was found.
     ///
     /// # Errors
-    /// [`FaceError::InvalidArgument`] for an image without pixels, [`FaceError::Dlib`].
+    /// As [`Engine::detect`] (no pixels, over [`MAX_UPSAMPLED_PIXELS`] once upsampled),
+    /// [`FaceError::Dlib`].
     pub fn faces_with(&mut self, img: &RgbImage, options: &FaceOptions) -> Result<Vec<Face>> {
         let found = self.detect_raw(img, options.upsample)?;
         if !found.is_empty() {

@@ -90,6 +90,7 @@ extern "C" {
         err: *mut c_char,
         err_len: usize,
     ) -> c_int;
+    pub fn fdb_set_blas_threads(n: c_int) -> c_int;
     pub fn fdb_decode_jpeg(
         data: *const u8,
         len: usize,

@@ -41,8 +41,9 @@ pub use decode::{
     ImageKind, DEFAULT_MAX_PIXELS,
 };
 pub use engine::{
-    face_chip, face_distance, DetectPass, Detection, Encoding, Engine, Face, FaceBox, FaceOptions,
-    Landmarks, Point, CHIP_PADDING, CHIP_SIZE, ENCODING_DIM,
+    face_chip, face_distance, set_blas_threads, DetectPass, Detection, Encoding, Engine, Face,
+    FaceBox, FaceOptions, Landmarks, Point, CHIP_PADDING, CHIP_SIZE, ENCODING_DIM,
+    MAX_UPSAMPLED_PIXELS,
 };
 pub use error::{FaceError, Result};
 pub use image::RgbImage;

@@ -321,3 +321,25 @@ fn model_files_are_checked() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn upsampling_is_bounded_and_blas_threads_do_not_change_descriptors() {
+    let Some(mut engine) = engine() else { return };
+    let img = RgbImage::from_pixel(1000, 1000, image::Rgb([90, 90, 90]));
+    // 10^6 px * 4^5 > 2^29
+    assert!(matches!(
+        engine.detect(&img, 5),
+        Err(FaceError::InvalidArgument(_))
+    ));
+    let Some(path) = find_reference_image("obama.jpg") else {
+        return;
+    };
+    let img = load_image(path).unwrap();
+    let before = one_face(&mut engine, &img, "obama").encoding;
+    if facedb_face::set_blas_threads(1) {
+        let single = one_face(&mut engine, &img, "obama").encoding;
+        assert!(l2(&before, &single) < 1e-6, "{}", l2(&before, &single));
+    } else {
+        eprintln!("BLAS is not OpenBLAS: thread count not settable");
+    }
+}
