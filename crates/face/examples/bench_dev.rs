@@ -196,11 +196,12 @@ fn main() {
     let ok = (t.images - t.errors).max(1) as f64;
     let standard_faces = t.faces - t.rescued.len();
     println!(
-        "dev set: {} ({} images, {:.1} Mpx, {} threads, retry {})",
+        "dev set: {} ({} images, {:.1} Mpx, {} threads, BLAS threads {:?}, retry {})",
         dev.display(),
         t.images,
         t.megapixels,
         threads,
+        blas,
         retry
     );
     println!("decode:  {:7.1} ms/image", ms(t.decode) / ok);
