@@ -9,10 +9,13 @@ fn main() {
     for f in ["cpp/shim.cpp", "cpp/jpeg.c", "cpp/shim.h", "build.rs"] {
         println!("cargo:rerun-if-changed={f}");
     }
-    if !std::path::Path::new("/usr/include/dlib/dnn.h").exists() {
-        println!(
-            "cargo:warning=dlib headers not found (/usr/include/dlib): run scripts/setup-face.sh as root first"
-        );
+    for (header, package) in [
+        ("/usr/include/dlib/dnn.h", "libdlib-dev"),
+        ("/usr/include/jpeglib.h", "libjpeg-dev"),
+    ] {
+        if !std::path::Path::new(header).exists() {
+            panic!("{header} not found: install {package} with `sudo scripts/setup-face.sh` (Debian 12)");
+        }
     }
     // dlib's templates are compiled into this shim: always optimise them, also in debug
     // builds (at -O0 one face descriptor takes seconds).
