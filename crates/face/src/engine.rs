@@ -57,10 +57,10 @@ impl FaceBox {
     }
     fn offset(self, dx: i32, dy: i32) -> FaceBox {
         FaceBox {
-            left: self.left + dx,
-            top: self.top + dy,
-            right: self.right + dx,
-            bottom: self.bottom + dy,
+            left: self.left.saturating_add(dx),
+            top: self.top.saturating_add(dy),
+            right: self.right.saturating_add(dx),
+            bottom: self.bottom.saturating_add(dy),
         }
     }
     /// face_recognition's css tuple `(top, right, bottom, left)`.
