@@ -387,3 +387,20 @@ fn exif_orientation_is_applied() {
         "{px:?}"
     );
 }
+
+#[test]
+fn palette_png_with_transparency_expands_to_its_colours() {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, 3, 1);
+        enc.set_color(png::ColorType::Indexed);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_palette(vec![255, 0, 0, 0, 255, 0, 10, 20, 30]);
+        enc.set_trns(vec![255, 0, 128]);
+        let mut w = enc.write_header().unwrap();
+        w.write_image_data(&[2, 0, 1]).unwrap();
+    }
+    let rgb = decode_image(&out).unwrap();
+    // Colours from the palette; transparency dropped (Pillow: P -> RGB ignores tRNS).
+    assert_eq!(rgb.as_raw(), &vec![10, 20, 30, 255, 0, 0, 0, 255, 0]);
+}
