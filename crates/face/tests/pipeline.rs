@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Cursor;
 
-use common::{engine, find_reference_image, l2};
+use common::{engine, l2, test_image};
 use facedb_face::{
     decode_image, face_chip, face_distance, load_image, DetectPass, Engine, FaceError, FaceOptions,
     RgbImage, CHIP_PADDING, CHIP_SIZE,
@@ -63,9 +63,7 @@ fn exif_tiff(o: u16) -> Vec<u8> {
 #[test]
 fn obama_rotated_with_exif_orientation_6_is_found_upright() {
     let Some(mut engine) = engine() else { return };
-    let Some(path) = find_reference_image("obama.jpg") else {
-        panic!("obama.jpg absent: run scripts/setup-face.sh");
-    };
+    let path = test_image("obama.jpg");
     let original = load_image(&path).unwrap();
     let reference = one_face(&mut engine, &original, "obama.jpg");
 
@@ -202,12 +200,8 @@ fn two_people_in_one_photo() {
     let (Some(mut engine), Some(dev)) = (engine(), common::dev_dir()) else {
         return;
     };
-    let Some(obama) = find_reference_image("obama.jpg") else {
-        return;
-    };
-    let Some(biden) = find_reference_image("biden.jpg") else {
-        return;
-    };
+    let obama = test_image("obama.jpg");
+    let biden = test_image("biden.jpg");
     let obama = one_face(&mut engine, &load_image(obama).unwrap(), "obama").encoding;
     let biden = one_face(&mut engine, &load_image(biden).unwrap(), "biden").encoding;
     let img = load_image(dev.join("_multi_face/facerec__obama_and_biden.jpg")).unwrap();
@@ -242,9 +236,7 @@ fn two_people_in_one_photo() {
 #[test]
 fn jitters_average_nearby_descriptors() {
     let Some(mut engine) = engine() else { return };
-    let Some(path) = find_reference_image("obama.jpg") else {
-        return;
-    };
+    let path = test_image("obama.jpg");
     let img = load_image(path).unwrap();
     let one = one_face(&mut engine, &img, "obama");
     let five = engine.encode(&img, &one.landmarks, 5).unwrap();
@@ -260,9 +252,7 @@ fn jitters_average_nearby_descriptors() {
 #[test]
 fn face_chip_is_the_aligned_face() {
     let Some(mut engine) = engine() else { return };
-    let Some(path) = find_reference_image("obama.jpg") else {
-        return;
-    };
+    let path = test_image("obama.jpg");
     let img = load_image(path).unwrap();
     let face = one_face(&mut engine, &img, "obama");
     let chip = face_chip(&img, &face.landmarks, CHIP_SIZE, CHIP_PADDING).unwrap();
@@ -331,9 +321,7 @@ fn upsampling_is_bounded_and_blas_threads_do_not_change_descriptors() {
         engine.detect(&img, 5),
         Err(FaceError::InvalidArgument(_))
     ));
-    let Some(path) = find_reference_image("obama.jpg") else {
-        return;
-    };
+    let path = test_image("obama.jpg");
     let img = load_image(path).unwrap();
     let before = one_face(&mut engine, &img, "obama").encoding;
     if facedb_face::set_blas_threads(1) {

@@ -78,3 +78,14 @@ pub fn l2(a: &[f32], b: &[f32]) -> f64 {
         .sum::<f64>()
         .sqrt()
 }
+
+/// A face_recognition test image; panics (with the fix) when absent, since the setup script
+/// that provides the models provides these too.
+pub fn test_image(name: &str) -> PathBuf {
+    find_reference_image(name).unwrap_or_else(|| {
+        panic!(
+            "{name} absent from {}: run scripts/setup-face.sh",
+            models_dir().join("test_images").display()
+        )
+    })
+}
