@@ -29,53 +29,6 @@ fn png_bytes(img: &image::DynamicImage) -> Vec<u8> {
     out
 }
 
-/// A TIFF-structured EXIF block with one tag, Orientation (0x0112) = `orientation`,
-/// big-endian ("MM").
-pub fn exif_tiff(orientation: u16) -> Vec<u8> {
-    let mut t = Vec::new();
-    t.extend_from_slice(b"MM\0\x2a");
-    t.extend_from_slice(&8u32.to_be_bytes()); // offset of IFD0
-    t.extend_from_slice(&1u16.to_be_bytes()); // one entry
-    t.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
-    t.extend_from_slice(&3u16.to_be_bytes()); // SHORT
-    t.extend_from_slice(&1u32.to_be_bytes()); // count
-    t.extend_from_slice(&orientation.to_be_bytes());
-    t.extend_from_slice(&[0, 0]); // value padding
-    t.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
-    t
-}
-
-/// Inserts a PNG `eXIf` chunk right after IHDR.
-fn png_with_exif(png: &[u8], orientation: u16) -> Vec<u8> {
-    let data = exif_tiff(orientation);
-    let ihdr_end = 8 + 4 + 4 + 13 + 4;
-    let mut chunk = Vec::new();
-    chunk.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let mut body = b"eXIf".to_vec();
-    body.extend_from_slice(&data);
-    chunk.extend_from_slice(&body);
-    chunk.extend_from_slice(&crc32(&body).to_be_bytes());
-    let mut out = png[..ihdr_end].to_vec();
-    out.extend_from_slice(&chunk);
-    out.extend_from_slice(&png[ihdr_end..]);
-    out
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 #[test]
 fn every_invalid_dev_file_gives_a_typed_error() {
     let Some(dev) = common::dev_dir() else { return };
@@ -177,16 +130,7 @@ fn jpeg_bytes(img: &RgbImage, exif_orientation: Option<u16>) -> Vec<u8> {
         .unwrap();
     match exif_orientation {
         None => out,
-        Some(o) => {
-            // APP1 "Exif\0\0" + TIFF, right after SOI.
-            let mut payload = b"Exif\0\0".to_vec();
-            payload.extend_from_slice(&exif_tiff(o));
-            let mut with = vec![0xFF, 0xD8, 0xFF, 0xE1];
-            with.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
-            with.extend_from_slice(&payload);
-            with.extend_from_slice(&out[2..]);
-            with
-        }
+        Some(o) => common::jpeg_with_exif(&out, o),
     }
 }
 
@@ -343,7 +287,7 @@ fn exif_orientation_is_applied() {
     let upright = asymmetric(); // 3 wide, 2 high
                                 // Orientation 6: stored rotated 90 degrees counter-clockwise; displays rotated back.
     let stored = image::imageops::rotate270(&upright);
-    let png = png_with_exif(
+    let png = common::png_with_exif(
         &png_bytes(&image::DynamicImage::ImageRgb8(stored.clone())),
         6,
     );
@@ -372,7 +316,7 @@ fn exif_orientation_is_applied() {
         (8, image::imageops::rotate90(&upright)),
     ];
     for (o, stored) in cases {
-        let png = png_with_exif(&png_bytes(&image::DynamicImage::ImageRgb8(stored)), o);
+        let png = common::png_with_exif(&png_bytes(&image::DynamicImage::ImageRgb8(stored)), o);
         assert_eq!(decode_image(&png).unwrap(), upright, "orientation {o}");
     }
     // JPEG with an APP1 Exif segment.

@@ -47,19 +47,6 @@ fn format_variants_give_the_same_person() {
     eprintln!("format variants: largest distance {worst:.4}");
 }
 
-/// EXIF block with Orientation (0x0112) = `o`, big-endian TIFF.
-fn exif_tiff(o: u16) -> Vec<u8> {
-    let mut t = b"MM\0\x2a".to_vec();
-    t.extend_from_slice(&8u32.to_be_bytes());
-    t.extend_from_slice(&1u16.to_be_bytes());
-    t.extend_from_slice(&0x0112u16.to_be_bytes());
-    t.extend_from_slice(&3u16.to_be_bytes());
-    t.extend_from_slice(&1u32.to_be_bytes());
-    t.extend_from_slice(&o.to_be_bytes());
-    t.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-    t
-}
-
 #[test]
 fn obama_rotated_with_exif_orientation_6_is_found_upright() {
     let Some(mut engine) = engine() else { return };
@@ -79,12 +66,7 @@ fn obama_rotated_with_exif_orientation_6_is_found_upright() {
             image::ExtendedColorType::Rgb8,
         )
         .unwrap();
-    let mut app1 = b"Exif\0\0".to_vec();
-    app1.extend_from_slice(&exif_tiff(6));
-    let mut tagged = vec![0xFF, 0xD8, 0xFF, 0xE1];
-    tagged.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
-    tagged.extend_from_slice(&app1);
-    tagged.extend_from_slice(&jpeg[2..]);
+    let tagged = common::jpeg_with_exif(&jpeg, 6);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("obama_rotated_exif6.jpg");
     std::fs::write(&file, &tagged).unwrap();
@@ -119,11 +101,7 @@ fn obama_rotated_with_exif_orientation_6_is_found_upright() {
     image::DynamicImage::ImageRgb8(sideways)
         .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
         .unwrap();
-    let body = [b"eXIf".as_slice(), &exif_tiff(6)].concat();
-    let mut chunk = ((body.len() - 4) as u32).to_be_bytes().to_vec();
-    chunk.extend_from_slice(&body);
-    chunk.extend_from_slice(&crc32(&body).to_be_bytes());
-    let png = [&png[..33], &chunk, &png[33..]].concat();
+    let png = common::png_with_exif(&png, 6);
     let face = one_face(
         &mut engine,
         &decode_image(&png).unwrap(),
@@ -132,21 +110,6 @@ fn obama_rotated_with_exif_orientation_6_is_found_upright() {
     assert_eq!(face.bbox, reference.bbox);
     assert_eq!(face.landmarks, reference.landmarks);
     assert!(l2(&face.encoding, &reference.encoding) < 1e-6);
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[test]

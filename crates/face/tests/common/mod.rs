@@ -89,3 +89,55 @@ pub fn test_image(name: &str) -> PathBuf {
         )
     })
 }
+
+/// A TIFF-structured EXIF block with one tag, Orientation (0x0112) = `orientation`,
+/// big-endian ("MM"), as cameras write it.
+pub fn exif_tiff(orientation: u16) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(b"MM\0\x2a");
+    t.extend_from_slice(&8u32.to_be_bytes()); // offset of IFD0
+    t.extend_from_slice(&1u16.to_be_bytes()); // one entry
+    t.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+    t.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+    t.extend_from_slice(&1u32.to_be_bytes()); // count
+    t.extend_from_slice(&orientation.to_be_bytes());
+    t.extend_from_slice(&[0, 0]); // value padding
+    t.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    t
+}
+
+/// A PNG with an `eXIf` chunk (Orientation = `orientation`) inserted right after IHDR.
+pub fn png_with_exif(png: &[u8], orientation: u16) -> Vec<u8> {
+    let ihdr_end = 8 + 4 + 4 + 13 + 4;
+    let body = [b"eXIf".as_slice(), &exif_tiff(orientation)].concat();
+    let mut chunk = ((body.len() - 4) as u32).to_be_bytes().to_vec();
+    chunk.extend_from_slice(&body);
+    chunk.extend_from_slice(&crc32(&body).to_be_bytes());
+    [&png[..ihdr_end], &chunk, &png[ihdr_end..]].concat()
+}
+
+/// A JPEG with an APP1 `Exif` segment (Orientation = `orientation`) right after SOI.
+pub fn jpeg_with_exif(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let payload = [b"Exif\0\0".as_slice(), &exif_tiff(orientation)].concat();
+    let mut out = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&payload);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// CRC-32 (IEEE) as PNG chunks use it.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
