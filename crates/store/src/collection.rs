@@ -81,6 +81,11 @@ impl State {
         self.sealed.iter().chain([&self.growing])
     }
 
+    /// Number of sealed segments (they come first in [`State::segments`]).
+    pub(crate) fn sealed_count(&self) -> usize {
+        self.sealed.len()
+    }
+
     /// Position of a live key in [`State::segments`] order, and its row.
     pub(crate) fn locate(&self, pk: &PrimaryKey) -> Option<(usize, usize)> {
         self.pk_index.get(pk).map(|l| {
@@ -699,6 +704,7 @@ impl Collection {
                     dim: s.dim,
                     deleted: vec![],
                     deleted_count: 0,
+                    indexes: Default::default(),
                 };
                 new.push(fresh.seal(&segdir)?);
             }

@@ -118,9 +118,20 @@ pub(crate) fn allowed_rows(
             return Ok(maps.into_iter().map(Some).collect());
         }
     }
+    let sealed = st.sealed_count();
     segs.iter()
-        .map(|s| {
-            let mut m = expr.evaluate(&SegmentColumns { schema, seg: s })?;
+        .enumerate()
+        .map(|(i, s)| {
+            let cols = SegmentColumns { schema, seg: s };
+            let indexed = if i < sealed {
+                crate::scalar_index::indexed_bitmap(expr, s, &cols)
+            } else {
+                None
+            };
+            let mut m = match indexed {
+                Some(r) => r?,
+                None => expr.evaluate(&cols)?,
+            };
             if let Some(live) = s.live_bitmap() {
                 m.and_assign(&Bitmap::from_words(live, s.rows()));
             }

@@ -40,6 +40,7 @@ mod data;
 mod db;
 mod error;
 mod filter;
+mod scalar_index;
 mod schema;
 mod segment;
 mod wal;

@@ -62,6 +62,8 @@ pub(crate) struct Segment {
     /// Bit set = row deleted.
     pub deleted: Vec<u64>,
     pub deleted_count: usize,
+    /// Scalar indexes, built on first use (sealed segments only).
+    pub indexes: crate::scalar_index::SegmentIndexes,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -98,6 +100,7 @@ impl Segment {
             dim,
             deleted: Vec::new(),
             deleted_count: 0,
+            indexes: Default::default(),
         }
     }
 
@@ -328,6 +331,7 @@ impl Segment {
             dim,
             deleted: Vec::new(),
             deleted_count: 0,
+            indexes: Default::default(),
         })
     }
 
