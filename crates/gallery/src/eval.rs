@@ -150,9 +150,10 @@ fn read_manifest(dir: &Path) -> Result<Vec<Row>> {
         .map_err(|e| GalleryError::Eval(format!("{}: {e}", path.display())))?
         .clone();
     let col = |name: &str| {
-        headers.iter().position(|h| h == name).ok_or_else(|| {
-            GalleryError::Eval(format!("{}: no column {name:?}", path.display()))
-        })
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| GalleryError::Eval(format!("{}: no column {name:?}", path.display())))
     };
     let (cp, ci, cr) = (col("path")?, col("identity")?, col("suggested_role")?);
     let mut rows = Vec::new();
@@ -213,7 +214,10 @@ fn figures(
                 tolerance: t,
                 false_negatives,
                 fnir: ratio(false_negatives, mated.len()),
-                fnir_with_no_face: ratio(false_negatives + mated_no_face, mated.len() + mated_no_face),
+                fnir_with_no_face: ratio(
+                    false_negatives + mated_no_face,
+                    mated.len() + mated_no_face,
+                ),
                 false_positives,
                 fpir: ratio(false_positives, unknown.len()),
             }

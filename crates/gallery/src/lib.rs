@@ -60,7 +60,7 @@ pub use gallery::{
     FACE_RECOGNITION_TOLERANCE,
 };
 pub use store::{
-    gallery_schema, quote, EmbeddedStore, GalleryStore, PersonCount, Sample, SampleHit,
-    SampleKind, DEFAULT_COLLECTION, MAX_IMAGE_LEN, MAX_PERSON_LEN, MEAN_IMAGE,
+    gallery_schema, quote, EmbeddedStore, GalleryStore, PersonCount, Sample, SampleHit, SampleKind,
+    DEFAULT_COLLECTION, MAX_IMAGE_LEN, MAX_PERSON_LEN, MEAN_IMAGE,
 };
 pub use work::{default_threads, enroll_plan, for_each_with_engine, image_files, EnrollItem};

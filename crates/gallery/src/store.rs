@@ -266,10 +266,13 @@ fn string_field(fields: &[(String, Value)], name: &str) -> String {
 }
 
 fn vector_field(fields: &[(String, Value)], name: &str) -> Option<Encoding> {
-    fields.iter().find(|(n, _)| n == name).and_then(|(_, v)| match v {
-        Value::FloatVector(x) => Encoding::try_from(x.as_slice()).ok(),
-        _ => None,
-    })
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| match v {
+            Value::FloatVector(x) => Encoding::try_from(x.as_slice()).ok(),
+            _ => None,
+        })
 }
 
 impl GalleryStore for EmbeddedStore {
@@ -337,7 +340,12 @@ impl GalleryStore for EmbeddedStore {
                 range_filter: None,
             });
         }
-        let hits = self.coll.search(&req)?.into_iter().next().unwrap_or_default();
+        let hits = self
+            .coll
+            .search(&req)?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
         let mut out: Vec<SampleHit> = hits
             .into_iter()
             .map(|h| {

@@ -66,7 +66,11 @@ fn verdicts_distances_and_margin_are_exact() {
     assert_eq!(id.verdict, Verdict::Unknown);
     assert_eq!(id.person.as_deref(), Some("ada"));
     assert_eq!(id.top.len(), 1);
-    assert_eq!(id.margin, Some(0.5), "the margin needs the runner-up even with top 1");
+    assert_eq!(
+        id.margin,
+        Some(0.5),
+        "the margin needs the runner-up even with top 1"
+    );
     // The tolerance is inclusive: distance exactly 0.25 at tolerance 0.25 is known.
     assert_eq!(
         g.identify(&q, &opts(1, 0.25)).unwrap().verdict,
@@ -85,7 +89,11 @@ fn store_radius_is_tolerance_squared_and_inclusive() {
         .search(&enc(&[0.0]), 10, Some(0.5), SampleKind::Sample)
         .unwrap();
     let names: Vec<&str> = hits.iter().map(|h| h.person.as_str()).collect();
-    assert_eq!(names, ["ada", "bob"], "0.5 is inside a 0.5 radius, 0.75 is not");
+    assert_eq!(
+        names,
+        ["ada", "bob"],
+        "0.5 is inside a 0.5 radius, 0.75 is not"
+    );
     assert_eq!(hits[1].distance, 0.5);
 }
 
@@ -95,12 +103,17 @@ fn best_sample_per_person_even_when_one_person_has_many_samples() {
     // 200 samples of ada, all nearer the query than bob's single sample.
     for i in 0..200 {
         let x = 0.001 * i as f32;
-        g.enroll("ada", &format!("ada/{i}"), BOX, &enc(&[x])).unwrap();
+        g.enroll("ada", &format!("ada/{i}"), BOX, &enc(&[x]))
+            .unwrap();
     }
     g.enroll("bob", "bob/1", BOX, &enc(&[0.9])).unwrap();
     let id = g.identify(&enc(&[0.0]), &opts(5, 0.6)).unwrap();
     let names: Vec<&str> = id.top.iter().map(|p| p.person.as_str()).collect();
-    assert_eq!(names, ["ada", "bob"], "one entry per person, bob found beyond k=64");
+    assert_eq!(
+        names,
+        ["ada", "bob"],
+        "one entry per person, bob found beyond k=64"
+    );
     assert_eq!(id.distance, Some(0.0));
     assert!((id.margin.unwrap() - 0.9).abs() < 1e-6);
     assert_eq!(id.top[0].image, "ada/0");
@@ -180,7 +193,11 @@ fn mean_rows_are_separate_from_samples() {
     // ada's mean is the origin; samples are 0.4 away from it.
     let q = enc(&[0.0]);
     let id = g.identify(&q, &opts(2, 0.6)).unwrap();
-    assert_eq!(id.distance, Some(0.4000000059604645), "nearest sample, not the mean");
+    assert_eq!(
+        id.distance,
+        Some(0.4000000059604645),
+        "nearest sample, not the mean"
+    );
     assert!(id.top.iter().all(|p| p.image != MEAN_IMAGE));
     let means = IdentifyOptions {
         top: 2,
@@ -197,7 +214,10 @@ fn mean_rows_are_separate_from_samples() {
     g.update_means(&["ada".into()]).unwrap();
     assert_eq!(g.store().count(SampleKind::Mean).unwrap(), 2);
     let id = g.identify(&q, &means).unwrap();
-    assert!((id.distance.unwrap() - 0.1).abs() < 1e-7, "mean of the 3 samples");
+    assert!(
+        (id.distance.unwrap() - 0.1).abs() < 1e-7,
+        "mean of the 3 samples"
+    );
     // "<mean>" cannot be used as an ordinary image key.
     assert!(matches!(
         g.enroll("ada", MEAN_IMAGE, BOX, &q),
