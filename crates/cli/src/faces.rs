@@ -83,8 +83,11 @@ fn rel(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// An image's width, height and faces, or the per-file error.
+type Analyzed = Result<(u32, u32, Vec<Face>), String>;
+
 /// Reads and decodes a file and finds its faces.
-fn analyze(engine: &mut facedb_face::Engine, path: &Path) -> Result<(u32, u32, Vec<Face>), String> {
+fn analyze(engine: &mut facedb_face::Engine, path: &Path) -> Analyzed {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let img = decode_image(&bytes).map_err(|e| e.to_string())?;
     let faces = engine.faces(&img).map_err(|e| e.to_string())?;
@@ -407,6 +410,10 @@ pub fn identify(args: &IdentifyArgs, c: &Common) -> Result<i32> {
                             Verdict::Unknown => "unknown_person".to_string(),
                         };
                         if args.long {
+                            let verdict = match id.verdict {
+                                Verdict::Known => "known",
+                                Verdict::Unknown => "unknown",
+                            };
                             let b = f.bbox;
                             let top: Vec<String> = id
                                 .top
@@ -414,12 +421,12 @@ pub fn identify(args: &IdentifyArgs, c: &Common) -> Result<i32> {
                                 .map(|p| format!("{} {:.4}", p.person, p.distance))
                                 .collect();
                             println!(
-                                "{file} face {i} box left={} top={} right={} bottom={}: {name} ({:?}, nearest {} at {}, margin {}) top: {}",
+                                "{file} face {i} box left={} top={} right={} bottom={}: {name} ({}, nearest {} at {}, margin {}) top: {}",
                                 b.left,
                                 b.top,
                                 b.right,
                                 b.bottom,
-                                id.verdict,
+                                verdict,
                                 id.person.as_deref().unwrap_or("-"),
                                 fmt_distance(id.distance),
                                 fmt_distance(id.margin),
@@ -484,7 +491,7 @@ pub struct VerifyArgs {
 pub fn verify_cmd(args: &VerifyArgs, c: &Common) -> Result<i32> {
     let models = c.models()?;
     let files = [args.a.clone(), args.b.clone()];
-    let mut found: Vec<Option<Result<(u32, u32, Vec<Face>), String>>> = vec![None, None];
+    let mut found: Vec<Option<Analyzed>> = vec![None, None];
     for_each_with_engine(
         &models,
         c.threads().min(2),
