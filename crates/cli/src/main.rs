@@ -1,9 +1,11 @@
 //! `facedb`: the command-line tool. Thin over the library crates.
 //!
-//! Exit codes: 0 success, 1 error (message on stderr), 2 bad command line (clap).
+//! Exit codes: 0 success, 1 error (message on stderr), 2 bad command line (clap), 3 the run
+//! finished but some input files gave a per-file error (enroll, identify).
 
 mod bench;
 mod demo;
+mod faces;
 
 use clap::{Parser, Subcommand};
 use std::net::{IpAddr, SocketAddr};
@@ -50,24 +52,82 @@ enum Cmd {
         #[command(subcommand)]
         what: bench::BenchCmd,
     },
+    /// Enrolls a folder of people: DIR/<person>/<images>; the largest face of each image.
+    Enroll {
+        #[command(flatten)]
+        args: faces::EnrollArgs,
+        #[command(flatten)]
+        common: faces::Common,
+    },
+    /// Identifies every face in images: file,name,distance (unknown_person, no_persons_found).
+    Identify {
+        #[command(flatten)]
+        args: faces::IdentifyArgs,
+        #[command(flatten)]
+        common: faces::Common,
+    },
+    /// Compares the largest faces of two images: same person or not, and the distance.
+    Verify {
+        #[command(flatten)]
+        args: faces::VerifyArgs,
+        #[command(flatten)]
+        common: faces::Common,
+    },
+    /// Lists the enrolled persons and their sample counts.
+    People {
+        #[command(flatten)]
+        common: faces::Common,
+    },
+    /// Removes a person (every sample and the mean row).
+    Forget {
+        #[command(flatten)]
+        args: faces::ForgetArgs,
+        #[command(flatten)]
+        common: faces::Common,
+    },
+    /// Prints every face of an image: box, 5 landmarks, 128-d encoding.
+    Encodings {
+        #[command(flatten)]
+        args: faces::EncodingsArgs,
+        #[command(flatten)]
+        common: faces::Common,
+    },
+    /// Runs the open-set evaluation protocol of a folder with manifest.csv.
+    Eval {
+        #[command(flatten)]
+        args: faces::EvalArgs,
+        #[command(flatten)]
+        common: faces::Common,
+    },
 }
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Demo { data } => demo::run(data),
+        Cmd::Demo { data } => demo::run(data).map(|()| 0),
         Cmd::Serve {
             data,
             host,
             port,
             auth,
-        } => serve(data, SocketAddr::new(host, port), auth),
-        Cmd::Bench { what } => bench::run(what),
+        } => serve(data, SocketAddr::new(host, port), auth).map(|()| 0),
+        Cmd::Bench { what } => bench::run(what).map(|()| 0),
+        Cmd::Enroll { args, common } => faces::enroll(&args, &common),
+        Cmd::Identify { args, common } => faces::identify(&args, &common),
+        Cmd::Verify { args, common } => faces::verify_cmd(&args, &common),
+        Cmd::People { common } => faces::people(&common),
+        Cmd::Forget { args, common } => faces::forget(&args, &common),
+        Cmd::Encodings { args, common } => faces::encodings(&args, &common),
+        Cmd::Eval { args, common } => faces::eval_cmd(&args, &common),
     };
-    if let Err(e) = r {
-        eprintln!("facedb: error: {e:#}");
-        std::process::exit(1);
+    match r {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("facedb: error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
