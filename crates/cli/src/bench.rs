@@ -158,7 +158,23 @@ fn median_ms(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2] * 1e3
 }
 
+/// Refuses sizes that cannot run: zero counts, and data larger than this machine's memory.
+fn check_sizes(n: usize, dim: usize, counts: &[(&str, usize)]) -> Result<()> {
+    for (name, v) in counts {
+        anyhow::ensure!(*v > 0, "--{name} must be at least 1");
+    }
+    anyhow::ensure!(n > 0, "--n must be at least 1");
+    anyhow::ensure!((1..=32768).contains(&dim), "--dim must be in 1..=32768");
+    let bytes = n.checked_mul(dim).and_then(|x| x.checked_mul(4));
+    anyhow::ensure!(
+        bytes.is_some_and(|b| b <= 64 << 30),
+        "--n {n} x --dim {dim} is more than 64 GiB of vectors"
+    );
+    Ok(())
+}
+
 fn filter(n: usize, dim: usize, nqueries: usize) -> Result<()> {
+    check_sizes(n, dim, &[("queries", nqueries)])?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let base: Vec<f32> = (0..n * dim).map(|_| rng.gen::<f32>()).collect();
     let queries: Vec<Vec<f32>> = (0..nqueries)
@@ -269,6 +285,7 @@ fn store(
     out: Option<PathBuf>,
 ) -> Result<()> {
     let metric = Metric::parse(&metric).with_context(|| format!("unknown metric {metric}"))?;
+    check_sizes(n, dim, &[("batch", batch), ("single", single), ("nq", nq)])?;
     let (base, queries, dim, source) = match &dataset {
         Some(d) => {
             let (b, dim) = load_npy(&d.join("base.npy"))?;
@@ -286,6 +303,10 @@ fn store(
         }
     };
     let n = base.len() / dim;
+    anyhow::ensure!(
+        n > 0 && queries.len() >= dim,
+        "the dataset needs at least one base vector and one query"
+    );
     let queries: Vec<Vec<f32>> = queries.chunks_exact(dim).map(|q| q.to_vec()).collect();
     let tmp = tempfile::tempdir()?;
     let dir = data.unwrap_or_else(|| tmp.path().join("db"));

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 pub fn run(data: Option<PathBuf>) -> Result<()> {
     let tmp = tempfile::tempdir()?;
+    let temporary = data.is_none();
     let dir = data.unwrap_or_else(|| tmp.path().to_path_buf());
     let db = Database::open(&dir)?;
     if db.has_collection("people") {
@@ -53,7 +54,15 @@ pub fn run(data: Option<PathBuf>) -> Result<()> {
             ),
     )?;
     people.flush()?;
-    println!("database: {}", dir.display());
+    println!(
+        "database: {}{}",
+        dir.display(),
+        if temporary {
+            " (temporary, removed on exit; --data DIR keeps it)"
+        } else {
+            ""
+        }
+    );
     println!(
         "inserted {} rows, {} after flush",
         keys.len(),

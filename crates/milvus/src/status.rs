@@ -142,7 +142,10 @@ impl Error {
                 detail: detail.to_string(),
             },
             StoreError::Unsupported(m) => Self::Unsupported(m),
-            e @ (StoreError::Corrupt { .. } | StoreError::Io { .. } | StoreError::Poisoned { .. }) => {
+            e @ (StoreError::Corrupt { .. }
+            | StoreError::Io { .. }
+            | StoreError::Poisoned { .. }
+            | StoreError::Locked { .. }) => {
                 Self::Internal(e.to_string())
             }
         }

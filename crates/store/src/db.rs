@@ -38,6 +38,9 @@ pub struct Database {
     dir: PathBuf,
     opts: Options,
     inner: Mutex<Inner>,
+    /// `<dir>/LOCK`, held (exclusive `flock`) while the database is open: a second process
+    /// or a second `Database` on the same directory is refused instead of losing writes.
+    _lock: fs::File,
 }
 
 impl Database {
@@ -71,6 +74,27 @@ impl Database {
                 collections: vec![],
             }
         };
+        let lock_path = dir.join("LOCK");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .ctx(&lock_path)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    path: dir.display().to_string(),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Io {
+                    path: lock_path.display().to_string(),
+                    source: e,
+                })
+            }
+        }
         Ok(Database {
             dir,
             opts,
@@ -78,6 +102,7 @@ impl Database {
                 catalog,
                 open: HashMap::new(),
             }),
+            _lock: lock,
         })
     }
 

@@ -126,6 +126,12 @@ pub enum StoreError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Another process (or another open `Database`) holds the data directory.
+    #[error("the database directory {path} is in use by another process (facedb serve or another facedb command); stop it or use another --data directory")]
+    Locked {
+        /// The data directory.
+        path: String,
+    },
     /// The collection refused writes after an earlier failed fsync (restart to recover).
     #[error("collection {name} is read-only after a failed write: {reason}")]
     Poisoned {

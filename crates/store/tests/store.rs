@@ -339,6 +339,8 @@ fn upsert_delete_get_survive_reopen_and_compaction() {
     assert!(c.verify());
     db.drop_collection("people").unwrap();
     assert!(!db.has_collection("people"));
+    drop(c);
+    drop(db);
     let db = Database::open(dir.path()).unwrap();
     assert!(db.list_collections().is_empty());
 }
@@ -478,4 +480,18 @@ fn concurrent_writers_and_readers_see_every_acknowledged_row() {
     drop(db);
     let db = Database::open(dir.path()).unwrap();
     assert_eq!(db.collection("people").unwrap().count(), threads * per);
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    db.create_collection(people_schema()).unwrap();
+    assert!(matches!(
+        Database::open(dir.path()),
+        Err(StoreError::Locked { .. })
+    ));
+    drop(db);
+    let db = Database::open(dir.path()).unwrap();
+    assert!(db.has_collection("people"));
 }
