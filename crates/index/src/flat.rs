@@ -155,7 +155,7 @@ pub fn flat_search(
             #[cfg(target_arch = "x86_64")]
             packed_scan(vectors, dim, &prepared, nq, s, e, p, &mut tops);
         } else {
-            row_scan(vectors, dim, &prepared, nq, s, e, p, &mut tops);
+            row_scan(vectors, dim, &prepared, nq, s, e, p, sparse, &mut tops);
         }
         tops
     };
@@ -269,6 +269,8 @@ fn prepare_queries(queries: &[f32], dim: usize, metric: Metric) -> Vec<f32> {
     q
 }
 
+/// Scores rows `start..end` with the row kernels. `sparse` (fewer than 1/16 of all rows
+/// allowed) is decided once per search by the caller.
 #[allow(clippy::too_many_arguments)]
 fn row_scan(
     vectors: &[f32],
@@ -278,6 +280,7 @@ fn row_scan(
     start: usize,
     end: usize,
     p: &FlatParams<'_>,
+    sparse: bool,
     tops: &mut [TopK],
 ) {
     let l2 = distance::l2_sq_kernel();
@@ -289,9 +292,6 @@ fn row_scan(
     let block = (256 * 1024 / (dim * 4)).clamp(16, 1024);
     let mut scores = vec![0f32; block];
     let mut norms = vec![0f32; block];
-    let sparse = p
-        .allowed
-        .is_some_and(|w| count_allowed(w, vectors.len() / dim) * 16 < vectors.len() / dim);
     let mut s = start;
     while s < end {
         let e = (s + block).min(end);
