@@ -534,14 +534,24 @@ impl Collection {
         if pks.is_empty() {
             return Ok(0);
         }
-        let _w = self.write_lock.lock();
+        let w = self.write_lock.lock();
         self.check_poisoned()?;
+        self.log_delete(w, pks)
+    }
+
+    /// Logs and applies a delete of `pks` under the held write lock, releases the lock, then
+    /// waits for the record to be durable (group commit). Returns the rows deleted.
+    fn log_delete(
+        &self,
+        write_lock: parking_lot::MutexGuard<'_, ()>,
+        pks: &[PrimaryKey],
+    ) -> Result<usize> {
         let mut w = Writer::default();
         w.u8(OP_DELETE);
         w.pks(pks);
         let lsn = self.poison(self.wal.append(&w.buf))?;
         let n = self.state.write().apply_delete(pks);
-        drop(_w);
+        drop(write_lock);
         self.poison(self.wal.sync(lsn))?;
         Ok(n)
     }
@@ -850,7 +860,7 @@ impl Collection {
         let expr = crate::filter::compile(&self.schema, Some(filter))?.ok_or_else(|| {
             StoreError::InvalidParameter("delete needs a filter expression".into())
         })?;
-        let _w = self.write_lock.lock();
+        let w = self.write_lock.lock();
         self.check_poisoned()?;
         let pks: Vec<PrimaryKey> = {
             let st = self.state.read();
@@ -869,14 +879,7 @@ impl Collection {
         if pks.is_empty() {
             return Ok(0);
         }
-        let mut w = Writer::default();
-        w.u8(OP_DELETE);
-        w.pks(&pks);
-        let lsn = self.poison(self.wal.append(&w.buf))?;
-        let n = self.state.write().apply_delete(&pks);
-        drop(_w);
-        self.poison(self.wal.sync(lsn))?;
-        Ok(n)
+        self.log_delete(w, &pks)
     }
 
     /// Exact (FLAT) k-nearest-neighbour search over every live row.
