@@ -279,6 +279,21 @@ pub struct Collection {
     recovery: WalRecovery,
 }
 
+/// Deletes every file in `segdir` that belongs to no live segment: segment files left by a
+/// crash between writing and committing, temporary files, replaced segments.
+fn remove_unlisted_segments(segdir: &Path, live: impl Iterator<Item = u64>) -> Result<()> {
+    let live: std::collections::HashSet<u64> = live.collect();
+    for e in fs::read_dir(segdir).ctx(segdir)? {
+        let e = e.ctx(segdir)?;
+        let name = e.file_name().to_string_lossy().to_string();
+        let id = name.split('.').next().and_then(|s| s.parse::<u64>().ok());
+        if id.is_none_or(|id| !live.contains(&id)) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
@@ -330,15 +345,7 @@ impl Collection {
             sealed.push(s);
         }
         // Remove files the manifest does not name (a crash between writing and committing).
-        let live: std::collections::HashSet<u64> = manifest.segments.iter().map(|s| s.id).collect();
-        for e in fs::read_dir(&segdir).ctx(&segdir)? {
-            let e = e.ctx(&segdir)?;
-            let name = e.file_name().to_string_lossy().to_string();
-            let id = name.split('.').next().and_then(|s| s.parse::<u64>().ok());
-            if id.is_none_or(|id| !live.contains(&id)) {
-                let _ = fs::remove_file(e.path());
-            }
-        }
+        remove_unlisted_segments(&segdir, manifest.segments.iter().map(|s| s.id))?;
         let pkf = schema.primary_field();
         let scalars: Vec<ColumnData> = schema
             .scalar_fields()
@@ -645,19 +652,7 @@ impl Collection {
         write_file_atomic(&self.dir.join("MANIFEST"), &bytes)?;
         self.wal.remove_before(seq)?;
         let segdir = self.dir.join("segments");
-        let live: std::collections::HashSet<u64> = st.sealed.iter().map(|s| s.id).collect();
-        for e in fs::read_dir(&segdir).ctx(&segdir)? {
-            let e = e.ctx(&segdir)?;
-            let name = e.file_name().to_string_lossy().to_string();
-            if let Some(id) = name
-                .strip_suffix(".seg")
-                .and_then(|s| s.parse::<u64>().ok())
-            {
-                if !live.contains(&id) {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-        }
+        remove_unlisted_segments(&segdir, st.sealed.iter().map(|s| s.id))?;
         Ok(())
     }
 
