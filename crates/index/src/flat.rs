@@ -45,8 +45,9 @@ impl KeyRange {
         hi: f32::INFINITY,
     };
 
+    /// True when `lo <= key < hi`.
     #[inline(always)]
-    fn contains(&self, key: f32) -> bool {
+    pub fn contains(&self, key: f32) -> bool {
         key >= self.lo && key < self.hi
     }
 }
@@ -78,7 +79,7 @@ pub struct FlatParams<'a> {
 }
 
 #[inline(always)]
-fn is_allowed(allowed: Option<&[u64]>, row: usize) -> bool {
+pub(crate) fn is_allowed(allowed: Option<&[u64]>, row: usize) -> bool {
     match allowed {
         None => true,
         Some(w) => (w[row >> 6] >> (row & 63)) & 1 == 1,
@@ -87,7 +88,7 @@ fn is_allowed(allowed: Option<&[u64]>, row: usize) -> bool {
 
 /// Scores one row against one prepared query (cosine queries are pre-normalised).
 #[inline(always)]
-fn row_key(
+pub(crate) fn row_key(
     metric: Metric,
     l2: distance::Kernel,
     dot: distance::Kernel,
@@ -209,7 +210,7 @@ pub fn flat_search(
 
 /// Calls `f(row)` for every allowed row in `start..end`, a 64-bit word at a time.
 #[inline]
-fn for_each_allowed(words: &[u64], start: usize, end: usize, mut f: impl FnMut(usize)) {
+pub(crate) fn for_each_allowed(words: &[u64], start: usize, end: usize, mut f: impl FnMut(usize)) {
     let mut r = start;
     while r < end {
         let w = words[r >> 6] >> (r & 63);
@@ -246,7 +247,8 @@ fn block_all_allowed(allowed: Option<&[u64]>, start: usize, end: usize) -> bool 
     true
 }
 
-fn count_allowed(words: &[u64], n: usize) -> usize {
+/// Number of rows of `0..n` set in the `allowed` bitmap (`bit i` of `words[i / 64]`).
+pub fn count_allowed(words: &[u64], n: usize) -> usize {
     let full = n / 64;
     let mut c: usize = words[..full].iter().map(|w| w.count_ones() as usize).sum();
     if !n.is_multiple_of(64) {
@@ -256,7 +258,7 @@ fn count_allowed(words: &[u64], n: usize) -> usize {
 }
 
 /// Copies the queries; cosine queries are normalised to unit length (zero stays zero).
-fn prepare_queries(queries: &[f32], dim: usize, metric: Metric) -> Vec<f32> {
+pub(crate) fn prepare_queries(queries: &[f32], dim: usize, metric: Metric) -> Vec<f32> {
     let mut q = queries.to_vec();
     if metric == Metric::Cosine {
         for row in q.chunks_exact_mut(dim) {
@@ -703,4 +705,45 @@ mod tests {
             );
         }
     }
+}
+
+/// Exact re-ranking of index candidates for one query.
+///
+/// `q` is the prepared query (cosine queries unit-normalised, see `prepare_queries`);
+/// `rows` are candidate rows (duplicates are ignored, disallowed rows dropped). Every
+/// candidate is re-scored with the `f32` row kernel, kept when in `range`, ordered by
+/// (key, tie-break) and cut to `k`.
+#[allow(clippy::too_many_arguments, dead_code)]
+pub(crate) fn exact_rerank(
+    metric: Metric,
+    vectors: &[f32],
+    dim: usize,
+    q: &[f32],
+    rows: impl IntoIterator<Item = u32>,
+    k: usize,
+    range: KeyRange,
+    allowed: Option<&[u64]>,
+    tiebreak: TieBreak<'_>,
+) -> Vec<Neighbor> {
+    let l2 = distance::l2_sq_kernel();
+    let dot = distance::dot_kernel();
+    let mut top = TopK::new(k);
+    let mut seen = rustc_hash::FxHashSet::default();
+    for r in rows {
+        if !is_allowed(allowed, r as usize) || !seen.insert(r) {
+            continue;
+        }
+        let ru = r as usize;
+        let key = row_key(metric, l2, dot, &vectors[ru * dim..(ru + 1) * dim], q);
+        if range.contains(key) && key <= top.threshold() {
+            top.push(key, r, tiebreak);
+        }
+    }
+    top.into_sorted(tiebreak)
+        .into_iter()
+        .map(|c| Neighbor {
+            row: c.row,
+            score: metric.score(c.key),
+        })
+        .collect()
 }

@@ -1,7 +1,8 @@
 //! # facedb-index
 //!
 //! Vectors only: distance kernels (squared L2, inner product, cosine), bounded top-k
-//! selection and exact FLAT search over `n × d` row-major `f32` matrices. No files, no
+//! selection, exact FLAT search over `n × d` row-major `f32` matrices, and the approximate
+//! indexes of [`ann`] (IVF_FLAT, IVF_SQ8, SQ8, HNSW) with exact re-ranking. No files, no
 //! schema: the store (`facedb-store`) owns those and calls in here per segment.
 //!
 //! ```
@@ -15,11 +16,16 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod ann;
+pub mod blob;
 pub mod distance;
 mod flat;
 mod topk;
 
-pub use flat::{flat_search, FlatParams, KeyRange, Neighbor};
+pub use ann::{
+    build_index, load_index, AnnParams, IndexError, IndexSpec, SearchKnobs, VectorIndex,
+};
+pub use flat::{count_allowed, flat_search, FlatParams, KeyRange, Neighbor};
 pub use topk::{by_row, Candidate, TieBreak, TopK};
 
 /// A similarity metric, as Milvus names them (`metric_type`).
