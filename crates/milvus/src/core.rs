@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use facedb_store::{Database, Metric, RangeParams, SearchRequest as StoreSearch, Value};
+use facedb_store::{Database, IndexSpec, Metric, RangeParams, SearchRequest as StoreSearch, Value};
 use milvus::proto::common::{IndexState, KeyValuePair, LoadState};
 use milvus::proto::milvus::{
     CreateCollectionRequest, CreateIndexRequest, DeleteRequest, DescribeCollectionResponse,
@@ -88,6 +88,58 @@ pub fn store_expr(expr: &str) -> Cow<'_, str> {
         rest = &rest[c.len_utf8()..];
     }
     Cow::Owned(out)
+}
+
+/// The store's index for a `CreateIndex` request's `index_type` and `params` JSON
+/// (`nlist`, `M`, `efConstruction`, as numbers or strings). `Ok(None)` for an index type
+/// the store does not have (served exactly).
+///
+/// # Errors
+/// [`Error::Rejected`] for parameters outside Milvus's ranges or not integers.
+fn store_index_spec(m: &std::collections::HashMap<&str, &str>) -> Result<Option<IndexSpec>> {
+    let index_type = m
+        .get("index_type")
+        .map(|s| s.trim().to_ascii_uppercase())
+        .unwrap_or_default();
+    let params: serde_json::Map<String, serde_json::Value> =
+        match m.get("params").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            Some(p) => match serde_json::from_str(p) {
+                Ok(serde_json::Value::Object(o)) => o,
+                _ => {
+                    return Err(Error::Rejected(format!(
+                        "index params {p} are not a JSON object"
+                    )))
+                }
+            },
+            None => Default::default(),
+        };
+    if !matches!(
+        index_type.as_str(),
+        "FLAT" | "IVF_FLAT" | "IVF_SQ8" | "SQ8" | "HNSW"
+    ) {
+        return Ok(None);
+    }
+    let mut bad = None;
+    let get = |key: &str| -> Option<i64> {
+        params.get(key).and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        })
+    };
+    for key in ["nlist", "M", "efConstruction"] {
+        if params.contains_key(key) && get(key).is_none() {
+            bad = Some(key);
+        }
+    }
+    if let Some(key) = bad {
+        return Err(Error::Rejected(format!(
+            "param '{key}' ({}) should be an integer",
+            params[key]
+        )));
+    }
+    IndexSpec::from_milvus(&index_type, get)
+        .map(Some)
+        .map_err(|e| Error::Rejected(e.to_string()))
 }
 
 fn store_metric(m: MetricKind) -> Metric {
@@ -443,12 +495,27 @@ impl Core {
                 "CreateIndex failed: index already exist, but parameters are inconsistent: index name {index_name}"
             )));
         }
+        let vector_index = if field.kind.is_vector() {
+            Some(store_index_spec(&kv_map(&req.extra_params))?)
+        } else {
+            None
+        };
         info.meta.indexes.push(IndexMeta {
             index_name,
             index_id: self.timestamp() as i64,
             field_name: field.name.clone(),
             params,
         });
+        if let Some(spec) = vector_index {
+            let metric = match info.index_metric(&field.name).transpose()? {
+                Some(m) => store_metric(m),
+                None => Metric::L2,
+            };
+            // Unknown index types are served exactly (FLAT), as the issue asks.
+            info.coll
+                .create_index(spec.unwrap_or(IndexSpec::Flat), metric)
+                .map_err(Error::from_store)?;
+        }
         self.put_meta(&info.name, info.meta.clone())
     }
 
@@ -477,6 +544,8 @@ impl Core {
             });
         }
         let rows = info.coll.count() as i64;
+        let progress = info.coll.index_progress();
+        let has_vector_index = info.coll.index_config().is_some();
         Ok(DescribeIndexResponse {
             status: Some(success()),
             index_descriptions: found
@@ -493,9 +562,27 @@ impl Core {
                         })
                         .collect(),
                     field_name: i.field_name.clone(),
-                    indexed_rows: rows,
+                    indexed_rows: if has_vector_index && info.fields.is_vector(&i.field_name) {
+                        progress.indexed_rows as i64
+                    } else {
+                        rows
+                    },
                     total_rows: rows,
-                    state: IndexState::Finished as i32,
+                    pending_index_rows: if has_vector_index && info.fields.is_vector(&i.field_name)
+                    {
+                        (progress.total_rows - progress.indexed_rows) as i64
+                    } else {
+                        0
+                    },
+                    state: if !has_vector_index
+                        || !info.fields.is_vector(&i.field_name)
+                        || progress.finished()
+                    {
+                        IndexState::Finished as i32
+                    } else {
+                        IndexState::InProgress as i32
+                    },
+                    index_state_fail_reason: progress.error.clone().unwrap_or_default(),
                     ..Default::default()
                 })
                 .collect(),
@@ -517,6 +604,13 @@ impl Core {
                 && (req.index_name.is_empty() || i.index_name == req.index_name))
         });
         if info.meta.indexes.len() != before {
+            if !info
+                .fields
+                .vectors()
+                .any(|v| info.meta.indexes.iter().any(|i| i.field_name == v.name))
+            {
+                info.coll.drop_index().map_err(Error::from_store)?;
+            }
             self.put_meta(&info.name, info.meta.clone())?;
         }
         Ok(())
@@ -631,6 +725,7 @@ impl Core {
                 output_fields: out.store_names(),
                 range,
                 filter: (!expr.is_empty()).then(|| expr.to_string()),
+                knobs: sp.knobs,
             })
             .map_err(|e| Error::from_store_expr(e, req.dsl.trim()))?;
         let mut keys = Vec::new();

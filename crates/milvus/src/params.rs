@@ -73,6 +73,9 @@ pub struct SearchParams {
     pub range_filter: Option<f32>,
     /// Decimal places scores are rounded to; -1 keeps them.
     pub round_decimal: i32,
+    /// Index search parameters from `params`: `nprobe` (IVF), `ef` (HNSW) and facedb's
+    /// `rerank` (candidates re-scored exactly = `topk × rerank`).
+    pub knobs: facedb_store::SearchKnobs,
 }
 
 fn parse_i64(key: &str, v: &str) -> Result<i64> {
@@ -85,8 +88,9 @@ fn parse_i64(key: &str, v: &str) -> Result<i64> {
 ///
 /// Keys (as pymilvus sends them): `anns_field` (may be absent when the collection has one vector
 /// field), `topk`, `offset`, `metric_type`, `round_decimal`, `params` (JSON object: `nprobe`,
-/// `ef`, ... are accepted and need nothing with exact search; `radius` and `range_filter` make a
-/// range search), `ignore_growing` (accepted, every row is searched).
+/// `ef` and facedb's `rerank` reach the index, checked against its ranges by the store; other
+/// keys are accepted and ignored; `radius` and `range_filter` make a range search),
+/// `ignore_growing` (accepted, every row is searched).
 ///
 /// # Errors
 /// [`Error::Rejected`] with Milvus 2.3.5's messages: top-k outside 1..=16384
@@ -176,6 +180,7 @@ pub fn parse_search_params(kvs: &[KeyValuePair], fields: &Fields) -> Result<Sear
         return Err(Error::Unsupported("search with group_by_field".into()));
     }
     let (mut radius, mut range_filter) = (None, None);
+    let mut knobs = facedb_store::SearchKnobs::default();
     if let Some(raw) = m.get("params").map(|s| s.trim()).filter(|s| !s.is_empty()) {
         let v: serde_json::Value = serde_json::from_str(raw)
             .map_err(|e| Error::Rejected(format!("search params {raw} is not JSON: {e}")))?;
@@ -194,6 +199,21 @@ pub fn parse_search_params(kvs: &[KeyValuePair], fields: &Fields) -> Result<Sear
         };
         radius = num("radius")?;
         range_filter = num("range_filter")?;
+        let int = |key: &str| -> Result<Option<usize>> {
+            match obj.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(x) => x
+                    .as_i64()
+                    .or_else(|| x.as_str().and_then(|s| s.trim().parse().ok()))
+                    .map(|v| Some(v.max(0) as usize))
+                    .ok_or_else(|| {
+                        Error::Rejected(format!("{key} [{x}] is invalid, should be an integer"))
+                    }),
+            }
+        };
+        knobs.nprobe = int("nprobe")?;
+        knobs.ef = int("ef")?;
+        knobs.rerank = int("rerank")?;
         if range_filter.is_some() && radius.is_none() {
             return Err(Error::Rejected(
                 "range_filter is set but radius is missing in search params".into(),
@@ -208,6 +228,7 @@ pub fn parse_search_params(kvs: &[KeyValuePair], fields: &Fields) -> Result<Sear
         radius,
         range_filter,
         round_decimal: round_decimal as i32,
+        knobs,
     })
 }
 

@@ -121,6 +121,11 @@ impl Fields {
         self.fields.iter().find(|f| f.name == name)
     }
 
+    /// True when `name` is a vector field.
+    pub fn is_vector(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|f| f.kind.is_vector())
+    }
+
     /// The vector fields.
     pub fn vectors(&self) -> impl Iterator<Item = &Field> {
         self.fields.iter().filter(|f| f.kind.is_vector())

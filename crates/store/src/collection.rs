@@ -4,16 +4,19 @@ use crate::codec::{Reader, Writer};
 use crate::data::{validate_batch, Batch, ColumnData, PkColumn, PrimaryKey, Rows, Value};
 use crate::error::{IoContext, Result, StoreError};
 use crate::schema::{CollectionSchema, MAX_NQ, MAX_TOPK};
-use crate::segment::{seg_path, Segment, Vectors};
+use crate::segment::{idx_path, seg_path, Segment, Vectors};
+use crate::vindex::{self, IndexConfig, IndexProgress};
 use crate::wal::{sync_dir, Wal, WalRecovery};
 use crate::Options;
-use facedb_index::{flat_search, FlatParams, Metric};
+use facedb_index::{flat_search, AnnParams, FlatParams, IndexSpec, Metric, SearchKnobs};
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 const OP_INSERT: u8 = 1;
 const OP_UPSERT: u8 = 2;
@@ -225,6 +228,9 @@ pub struct SearchRequest {
     pub range: Option<RangeParams>,
     /// Boolean filter expression (Milvus grammar).
     pub filter: Option<String>,
+    /// Index search parameters (`nprobe`, `ef`, `rerank`); `None` fields take the index's
+    /// defaults. Ignored by segments searched exactly.
+    pub knobs: SearchKnobs,
 }
 
 impl SearchRequest {
@@ -238,6 +244,7 @@ impl SearchRequest {
             output_fields: vec![],
             range: None,
             filter: None,
+            knobs: SearchKnobs::default(),
         }
     }
 }
@@ -277,7 +284,33 @@ pub struct Collection {
     next_auto_id: AtomicI64,
     poisoned: Mutex<Option<String>>,
     recovery: WalRecovery,
+    /// This collection, for the background index builder.
+    me: Weak<Collection>,
+    /// The vector index configuration; its write lock orders configuration changes against
+    /// index files being written.
+    vindex: RwLock<Option<IndexConfig>>,
+    /// Bumped on every index configuration change: a build started under an older one is
+    /// discarded.
+    vindex_gen: AtomicU64,
+    builder: Mutex<Builder>,
+    builder_done: parking_lot::Condvar,
 }
+
+/// State of the background index builder.
+#[derive(Default)]
+struct Builder {
+    running: bool,
+    /// Segments whose build failed under the current configuration (not retried until
+    /// the configuration changes or the collection is reopened).
+    failed: Vec<u64>,
+    last_error: Option<String>,
+}
+
+/// Segments with fewer rows than this are always searched exactly.
+const MIN_INDEXED_SEARCH_ROWS: usize = 2048;
+/// A filter letting through fewer than 1/32 of a segment's rows is answered by an exact scan
+/// of the matching rows instead of the index.
+const SELECTIVE_FILTER_RATIO: usize = 32;
 
 /// Deletes every file in `segdir` that belongs to no live segment: segment files left by a
 /// crash between writing and committing, temporary files, replaced segments.
@@ -310,7 +343,11 @@ pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 impl Collection {
     /// Opens (or creates) the collection stored in `dir`: loads the MANIFEST, maps sealed
     /// segments, replays the WAL past the checkpoint.
-    pub(crate) fn open(dir: &Path, schema: CollectionSchema, opts: Options) -> Result<Collection> {
+    pub(crate) fn open(
+        dir: &Path,
+        schema: CollectionSchema,
+        opts: Options,
+    ) -> Result<Arc<Collection>> {
         fs::create_dir_all(dir.join("segments")).ctx(dir)?;
         let mpath = dir.join("MANIFEST");
         let manifest: Manifest = if mpath.exists() {
@@ -406,7 +443,24 @@ impl Collection {
             .next_auto_id
             .max(st.max_int_pk.saturating_add(1))
             .max(1);
-        Ok(Collection {
+        let cfg = vindex::read_config(dir)?;
+        if let Some(cfg) = &cfg {
+            for seg in &mut st.sealed {
+                let p = idx_path(&segdir, seg.id);
+                if !p.exists() {
+                    continue;
+                }
+                match vindex::load_file(&p) {
+                    Some(idx) if vindex::matches(idx.as_ref(), cfg, seg.rows()) => {
+                        seg.ann = Some(idx)
+                    }
+                    _ => {
+                        let _ = fs::remove_file(&p);
+                    }
+                }
+            }
+        }
+        let coll = Arc::new_cyclic(|me| Collection {
             schema,
             dir: dir.to_path_buf(),
             opts,
@@ -416,7 +470,14 @@ impl Collection {
             next_auto_id: AtomicI64::new(next_auto),
             poisoned: Mutex::new(None),
             recovery,
-        })
+            me: me.clone(),
+            vindex: RwLock::new(cfg),
+            vindex_gen: AtomicU64::new(0),
+            builder: Mutex::new(Builder::default()),
+            builder_done: parking_lot::Condvar::new(),
+        });
+        coll.kick_builder();
+        Ok(coll)
     }
 
     /// The collection's schema.
@@ -509,6 +570,8 @@ impl Collection {
             }
             if st.growing.rows() * self.schema.dim() * 4 >= self.opts.seal_bytes {
                 let r = self.flush_locked(&mut st);
+                drop(st);
+                self.kick_builder();
                 self.poison(r)?;
             }
         }
@@ -584,6 +647,8 @@ impl Collection {
         let _w = self.write_lock.lock();
         let mut st = self.state.write();
         let r = self.flush_locked(&mut st);
+        drop(st);
+        self.kick_builder();
         self.poison(r)
     }
 
@@ -710,6 +775,7 @@ impl Collection {
                     deleted: vec![],
                     deleted_count: 0,
                     indexes: Default::default(),
+                    ann: None,
                 };
                 new.push(fresh.seal(&segdir)?);
             }
@@ -720,6 +786,8 @@ impl Collection {
             st.rebuild_pk_index();
             self.commit_manifest(&mut st)
         })();
+        drop(st);
+        self.kick_builder();
         self.poison(r)
     }
 
@@ -877,7 +945,11 @@ impl Collection {
         self.log_delete(w, &pks)
     }
 
-    /// Exact (FLAT) k-nearest-neighbour search over every live row.
+    /// k-nearest-neighbour search over every live row: exact (FLAT) on the growing segment
+    /// and on sealed segments without an index; through the segment's index (candidates
+    /// re-scored exactly, see `facedb_index::ann`) when the collection has one for
+    /// `req.metric`, unless the filter lets fewer than 1/32 of a segment's rows through (then
+    /// those rows are scanned exactly).
     ///
     /// Returns one list per query vector, best first (ties broken by primary key), with at
     /// most `topk` hits: fewer when fewer rows exist or fall in the range. Distances are in
@@ -950,6 +1022,13 @@ impl Collection {
         };
         let fields = self.resolve_fields(&req.output_fields)?;
         let k = req.topk + req.offset;
+        // Index knobs are checked against the index the search will use (same metric).
+        let index = self.index_config().filter(|c| c.metric == req.metric);
+        if let Some(cfg) = &index {
+            req.knobs
+                .validate(&cfg.spec, k)
+                .map_err(|e| StoreError::InvalidParameter(e.to_string()))?;
+        }
         let st = self.state.read();
         // Pre-filtering: the rows each segment may return (live and matching the filter).
         let allowed = crate::filter::allowed_rows(&self.schema, &st, expr.as_ref())?;
@@ -961,14 +1040,41 @@ impl Collection {
                 continue;
             }
             let tb = |a: u32, b: u32| seg.pks.cmp_rows(a as usize, b as usize);
-            let p = FlatParams {
-                metric: req.metric,
-                k,
-                range,
-                allowed: allowed.as_ref().map(|b| b.words()),
-                tiebreak: &tb,
+            let words = allowed.as_ref().map(|b| b.words());
+            // Planner: the segment's index unless the metric differs, the segment is small,
+            // or the filter is so selective that scanning the matching rows is cheaper.
+            let ann = seg.ann.as_ref().filter(|_| {
+                index.is_some()
+                    && seg.rows() >= MIN_INDEXED_SEARCH_ROWS
+                    && allowed
+                        .as_ref()
+                        .is_none_or(|b| b.count_ones() * SELECTIVE_FILTER_RATIO >= seg.rows())
+            });
+            let res = match ann {
+                Some(idx) => idx.search(
+                    seg.vectors.as_slice(),
+                    &flat,
+                    &AnnParams {
+                        k,
+                        range,
+                        allowed: words,
+                        tiebreak: &tb,
+                        knobs: req.knobs,
+                    },
+                ),
+                None => flat_search(
+                    seg.vectors.as_slice(),
+                    dim,
+                    &flat,
+                    &FlatParams {
+                        metric: req.metric,
+                        k,
+                        range,
+                        allowed: words,
+                        tiebreak: &tb,
+                    },
+                ),
             };
-            let res = flat_search(seg.vectors.as_slice(), dim, &flat, &p);
             for (q, hits) in res.into_iter().enumerate() {
                 cands[q].extend(
                     hits.into_iter()
@@ -1001,8 +1107,200 @@ impl Collection {
             .collect())
     }
 
+    // ----- vector index -----
+
+    /// Creates (or replaces) the collection's vector index: `spec` built for `metric`.
+    ///
+    /// Returns at once; every sealed segment gets its index in the background (watch it
+    /// with [`Collection::index_progress`] or [`Collection::wait_for_index`]). Searches keep
+    /// working meanwhile, exactly, on segments whose index is not ready. [`IndexSpec::Flat`]
+    /// removes any index (exact search everywhere). Asking again for the current
+    /// configuration changes nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidParameter`] for parameters out of Milvus's ranges; I/O errors.
+    pub fn create_index(&self, spec: IndexSpec, metric: Metric) -> Result<()> {
+        spec.validate()
+            .map_err(|e| StoreError::InvalidParameter(e.to_string()))?;
+        let cfg = (spec != IndexSpec::Flat).then_some(IndexConfig { spec, metric });
+        {
+            let mut cur = self.vindex.write();
+            if *cur == cfg {
+                return Ok(());
+            }
+            self.vindex_gen.fetch_add(1, Ordering::SeqCst);
+            let mut st = self.state.write();
+            let segdir = self.dir.join("segments");
+            for seg in &mut st.sealed {
+                seg.ann = None;
+                let p = idx_path(&segdir, seg.id);
+                if p.exists() {
+                    fs::remove_file(&p).ctx(&p)?;
+                }
+            }
+            drop(st);
+            vindex::write_config(&self.dir, cfg.as_ref())?;
+            *cur = cfg;
+            let mut b = self.builder.lock();
+            b.failed.clear();
+            b.last_error = None;
+        }
+        self.kick_builder();
+        Ok(())
+    }
+
+    /// Removes the vector index (searches become exact everywhere) and its files.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn drop_index(&self) -> Result<()> {
+        self.create_index(IndexSpec::Flat, Metric::L2)
+    }
+
+    /// The vector index configuration, `None` when the collection has none.
+    pub fn index_config(&self) -> Option<IndexConfig> {
+        *self.vindex.read()
+    }
+
+    /// How many sealed rows are indexed (zero pending segments when there is no index).
+    pub fn index_progress(&self) -> IndexProgress {
+        let has = self.vindex.read().is_some();
+        let st = self.state.read();
+        let mut p = IndexProgress::default();
+        for seg in &st.sealed {
+            p.total_rows += seg.rows();
+            if seg.ann.is_some() {
+                p.indexed_rows += seg.rows();
+            } else if has {
+                p.pending_segments += 1;
+            }
+        }
+        drop(st);
+        let b = self.builder.lock();
+        p.error = b.last_error.clone();
+        if has && !b.failed.is_empty() && !b.running {
+            // Failed segments are not retried: report them as not pending.
+            p.pending_segments = p.pending_segments.saturating_sub(b.failed.len());
+        }
+        p
+    }
+
+    /// Waits until no index build is pending or running, at most `timeout`. Returns the
+    /// progress then (check [`IndexProgress::finished`]).
+    pub fn wait_for_index(&self, timeout: Duration) -> IndexProgress {
+        let deadline = Instant::now() + timeout;
+        let mut b = self.builder.lock();
+        while b.running {
+            if self.builder_done.wait_until(&mut b, deadline).timed_out() {
+                break;
+            }
+        }
+        drop(b);
+        self.index_progress()
+    }
+
+    /// Starts the background builder when a sealed segment lacks its index.
+    fn kick_builder(&self) {
+        if self.vindex.read().is_none() {
+            return;
+        }
+        let mut b = self.builder.lock();
+        if b.running {
+            return;
+        }
+        b.running = true;
+        let me = self.me.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("facedb-index-{}", self.schema.name))
+            .spawn(move || build_loop(me));
+        if let Err(e) = spawned {
+            b.running = false;
+            b.last_error = Some(format!("cannot start the index builder: {e}"));
+        }
+    }
+
+    /// The next segment to index: (segment id, vectors, configuration, generation), or
+    /// `None` after marking the builder stopped.
+    fn next_build_job(&self) -> Option<(u64, crate::segment::SharedVectors, IndexConfig, u64)> {
+        let cfg = *self.vindex.read();
+        let gen = self.vindex_gen.load(Ordering::SeqCst);
+        let st = self.state.read();
+        let mut b = self.builder.lock();
+        let job = cfg.and_then(|cfg| {
+            st.sealed
+                .iter()
+                .filter(|s| s.ann.is_none() && s.rows() > 0 && !b.failed.contains(&s.id))
+                .find_map(|s| s.vectors.shared().map(|v| (s.id, v, cfg, gen)))
+        });
+        if job.is_none() {
+            b.running = false;
+            self.builder_done.notify_all();
+        }
+        job
+    }
+
+    /// Writes a built index next to its segment and makes searches use it, unless the
+    /// configuration changed or the segment was compacted away meanwhile.
+    fn install_index(
+        &self,
+        id: u64,
+        gen: u64,
+        built: std::result::Result<Box<dyn facedb_index::VectorIndex>, String>,
+    ) {
+        let fail = |why: String| {
+            log::warn!(
+                "collection {}: index of segment {id}: {why}",
+                self.schema.name
+            );
+            let mut b = self.builder.lock();
+            b.failed.push(id);
+            b.last_error = Some(why);
+        };
+        let idx = match built {
+            Ok(i) => i,
+            Err(e) => return fail(e),
+        };
+        let cfg_guard = self.vindex.read();
+        if self.vindex_gen.load(Ordering::SeqCst) != gen || cfg_guard.is_none() {
+            return;
+        }
+        if !self.state.read().sealed.iter().any(|s| s.id == id) {
+            return;
+        }
+        let path = idx_path(&self.dir.join("segments"), id);
+        if let Err(e) = vindex::write_file(&path, &idx.to_blob()) {
+            return fail(e.to_string());
+        }
+        // Serve from the file just written (memory-mapped), as after a reopen.
+        let idx: Arc<dyn facedb_index::VectorIndex> =
+            vindex::load_file(&path).unwrap_or_else(|| Arc::from(idx));
+        let mut st = self.state.write();
+        if let Some(seg) = st.sealed.iter_mut().find(|s| s.id == id) {
+            seg.ann = Some(idx);
+        }
+    }
+
     /// Checks every sealed segment's vector checksum (reads all vector data).
     pub fn verify(&self) -> bool {
         self.state.read().sealed.iter().all(|s| s.verify())
+    }
+}
+
+/// The background builder: indexes sealed segments one at a time until none is left. Holds
+/// only a weak reference while building, so dropping the collection is never delayed by
+/// more than one build.
+fn build_loop(me: Weak<Collection>) {
+    loop {
+        let Some(coll) = me.upgrade() else { return };
+        let Some((id, vectors, cfg, gen)) = coll.next_build_job() else {
+            return;
+        };
+        let dim = coll.schema.dim();
+        drop(coll);
+        let built = facedb_index::build_index(&cfg.spec, cfg.metric, vectors.as_slice(), dim, id)
+            .map_err(|e| e.to_string());
+        drop(vectors);
+        let Some(coll) = me.upgrade() else { return };
+        coll.install_index(id, gen, built);
     }
 }

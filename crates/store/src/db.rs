@@ -145,7 +145,7 @@ impl Database {
         if path.exists() {
             fs::remove_dir_all(&path).ctx(&path)?;
         }
-        let coll = Arc::new(Collection::open(&path, schema.clone(), self.opts.clone())?);
+        let coll = Collection::open(&path, schema.clone(), self.opts.clone())?;
         cat.collections.push(CatalogEntry {
             dir: dirname,
             created_at_ms,
@@ -175,11 +175,7 @@ impl Database {
             .ok_or_else(|| StoreError::CollectionNotFound {
                 name: name.to_string(),
             })?;
-        let coll = Arc::new(Collection::open(
-            &self.dir.join(&e.dir),
-            e.schema,
-            self.opts.clone(),
-        )?);
+        let coll = Collection::open(&self.dir.join(&e.dir), e.schema, self.opts.clone())?;
         inner.open.insert(name.to_string(), coll.clone());
         Ok(coll)
     }

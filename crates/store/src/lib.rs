@@ -43,6 +43,7 @@ mod filter;
 mod scalar_index;
 mod schema;
 mod segment;
+mod vindex;
 mod wal;
 
 pub use collection::{Collection, Hit, RangeParams, Row, SearchRequest};
@@ -50,10 +51,12 @@ pub use data::{Batch, ColumnData, PrimaryKey, Value};
 pub use db::Database;
 pub use error::{Result, StoreError};
 pub use facedb_index::Metric;
+pub use facedb_index::{IndexSpec, SearchKnobs};
 pub use schema::{
     validate_name, CollectionSchema, DataType, FieldSchema, MAX_DIM, MAX_FIELDS, MAX_NAME_LENGTH,
     MAX_NQ, MAX_TOPK, MAX_VARCHAR_LENGTH,
 };
+pub use vindex::{IndexConfig, IndexProgress};
 pub use wal::WalRecovery;
 
 /// Database options.

@@ -22,11 +22,13 @@ use crate::codec::{Reader, Writer};
 use crate::data::{ColumnData, PkColumn, Rows};
 use crate::error::{IoContext, Result, StoreError};
 use crate::wal::sync_dir;
+use facedb_index::VectorIndex;
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"FDBSEG01";
 const VERSION: u32 = 1;
@@ -35,13 +37,40 @@ const VERSION: u32 = 1;
 pub(crate) enum Vectors {
     Owned(Vec<f32>),
     Mapped {
-        map: Mmap,
+        map: Arc<Mmap>,
         offset: usize,
         len: usize,
     },
 }
 
+/// A cheap handle on a sealed segment's vectors that outlives the collection's lock, for
+/// background index builds.
+#[derive(Clone)]
+pub(crate) struct SharedVectors {
+    map: Arc<Mmap>,
+    offset: usize,
+    len: usize,
+}
+
+impl SharedVectors {
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        bytemuck::cast_slice(&self.map[self.offset..self.offset + self.len * 4])
+    }
+}
+
 impl Vectors {
+    /// A shareable handle on mapped vectors (`None` for in-memory ones).
+    pub(crate) fn shared(&self) -> Option<SharedVectors> {
+        match self {
+            Vectors::Owned(_) => None,
+            Vectors::Mapped { map, offset, len } => Some(SharedVectors {
+                map: map.clone(),
+                offset: *offset,
+                len: *len,
+            }),
+        }
+    }
+
     pub(crate) fn as_slice(&self) -> &[f32] {
         match self {
             Vectors::Owned(v) => v,
@@ -64,6 +93,8 @@ pub(crate) struct Segment {
     pub deleted_count: usize,
     /// Scalar indexes, built on first use (sealed segments only).
     pub indexes: crate::scalar_index::SegmentIndexes,
+    /// Vector index of a sealed segment, once built (or loaded from `<id>.idx`).
+    pub ann: Option<Arc<dyn VectorIndex>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -101,6 +132,7 @@ impl Segment {
             deleted: Vec::new(),
             deleted_count: 0,
             indexes: Default::default(),
+            ann: None,
         }
     }
 
@@ -324,7 +356,7 @@ impl Segment {
             pks,
             scalars,
             vectors: Vectors::Mapped {
-                map,
+                map: Arc::new(map),
                 offset: h.vectors.offset as usize,
                 len: vlen,
             },
@@ -332,6 +364,7 @@ impl Segment {
             deleted: Vec::new(),
             deleted_count: 0,
             indexes: Default::default(),
+            ann: None,
         })
     }
 
@@ -357,4 +390,9 @@ impl Segment {
 
 pub(crate) fn seg_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id}.seg"))
+}
+
+/// The vector index file of segment `id`: `segments/<id>.idx` (see `facedb_index::blob`).
+pub(crate) fn idx_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id}.idx"))
 }
