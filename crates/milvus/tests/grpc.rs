@@ -860,3 +860,162 @@ async fn only_the_default_database_exists() {
         }
     }
 }
+
+/// `CreateIndex` builds the store's index in the background: `DescribeIndex` reports
+/// progress until every sealed row is indexed, `nprobe` reaches the index, and build
+/// parameters outside Milvus's ranges are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ivf_index_is_built_and_searched_through_the_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), None);
+    let mut c = client(&server).await;
+    let st = c
+        .create_collection(CreateCollectionRequest {
+            collection_name: "people".into(),
+            schema: people_schema().encode_to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(codes(&Some(st)).1, 0);
+    // 5000 rows on a 3-d grid-like pattern, distinct distances to the query.
+    let n = 5000;
+    let ids: Vec<i64> = (1..=n).collect();
+    let names: Vec<String> = ids.iter().map(|i| format!("p{i}")).collect();
+    let vecs: Vec<f32> = ids
+        .iter()
+        .flat_map(|&i| {
+            let x = i as f32;
+            [
+                (x * 0.618).fract() * 2.0,
+                70.0 + (x * 0.414).fract() * 10.0,
+                20.0 + (x * 0.732).fract() * 10.0,
+            ]
+        })
+        .collect();
+    let r = c
+        .insert(insert_req(
+            ids.clone(),
+            names.iter().map(String::as_str).collect(),
+            vecs.clone(),
+            3,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(codes(&r.status).1, 0);
+    let f = c
+        .flush(FlushRequest {
+            collection_names: vec!["people".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(codes(&f.status).1, 0);
+    let bad = c
+        .create_index(CreateIndexRequest {
+            collection_name: "people".into(),
+            field_name: "metrics".into(),
+            extra_params: vec![
+                kv("index_type", "HNSW"),
+                kv("metric_type", "L2"),
+                kv("params", "{\"M\": 100, \"efConstruction\": 200}"),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, code, reason) = codes(&Some(bad));
+    assert_ne!(code, 0);
+    assert!(
+        reason.contains("param 'M' (100) should be in range [4, 64]"),
+        "{reason}"
+    );
+    let st = c
+        .create_index(CreateIndexRequest {
+            collection_name: "people".into(),
+            field_name: "metrics".into(),
+            extra_params: vec![
+                kv("index_type", "IVF_FLAT"),
+                kv("metric_type", "L2"),
+                kv("params", "{\"nlist\": 16}"),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(codes(&Some(st)).1, 0);
+    let mut finished = false;
+    for _ in 0..600 {
+        let d = c
+            .describe_index(DescribeIndexRequest {
+                collection_name: "people".into(),
+                field_name: "metrics".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let i = &d.index_descriptions[0];
+        assert_eq!(i.total_rows, n);
+        if i.state == facedb_milvus::proto::common::IndexState::Finished as i32 {
+            assert_eq!(i.indexed_rows, n, "{i:?}");
+            assert_eq!(i.pending_index_rows, 0);
+            finished = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(finished, "index never finished");
+    let st = c
+        .load_collection(LoadCollectionRequest {
+            collection_name: "people".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(codes(&Some(st)).1, 0);
+    // Every list probed: exactly the brute-force answer.
+    let mut want: Vec<(f32, i64)> = vecs
+        .chunks(3)
+        .zip(&ids)
+        .map(|(v, &id)| {
+            let d: f32 = v.iter().zip(&Q).map(|(a, b)| (a - b) * (a - b)).sum();
+            (d, id)
+        })
+        .collect();
+    want.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let want: Vec<i64> = want[..10].iter().map(|x| x.1).collect();
+    let r = c
+        .search(search_req(
+            "10",
+            &[("metric_type", "L2"), ("params", "{\"nprobe\": 16}")],
+            &[&Q],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(codes(&r.status).1, 0, "{:?}", r.status);
+    assert_eq!(hit_ids(&r), want);
+    // nprobe beyond nlist: refused with the index's range.
+    let r = c
+        .search(search_req(
+            "10",
+            &[("metric_type", "L2"), ("params", "{\"nprobe\": 17}")],
+            &[&Q],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, code, reason) = codes(&r.status);
+    assert_ne!(code, 0);
+    assert!(
+        reason.contains("param 'nprobe' (17) should be in range [1, 16]"),
+        "{reason}"
+    );
+}
