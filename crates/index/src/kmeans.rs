@@ -142,7 +142,9 @@ pub struct KMeans {
 ///
 /// `points` is `n × dim` and `centroids` is `k × dim`, row-major, `k >= 1`. Ties go to the
 /// lower centroid index. Parallel over batches of points; the result does not depend on the
-/// thread count.
+/// thread count. On AVX-512 a register-tile kernel compares `|c|² − 2 c·x` (GEMM-style, as
+/// Faiss does with BLAS): a point almost equidistant from two centroids (within f32
+/// rounding) may go to either, deterministically; elsewhere exact [`crate::flat_search`].
 pub fn assign(points: &[f32], centroids: &[f32], dim: usize) -> Vec<(u32, f32)> {
     assign_with(points, centroids, dim, |_| {})
 }
@@ -155,6 +157,28 @@ pub(crate) fn assign_with(
     dim: usize,
     prep: impl Fn(&mut [f32]) + Sync,
 ) -> Vec<(u32, f32)> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::distance::isa() == crate::distance::Isa::Avx512 {
+        let cn2: Vec<f32> = centroids
+            .chunks_exact(dim)
+            .map(|c| crate::distance::dot(c, c))
+            .collect();
+        // Centroids padded to a multiple of the tile's rows (padding never wins: +inf).
+        let k = cn2.len();
+        let kp = k.div_ceil(x86::ROWS) * x86::ROWS;
+        let mut cpad = centroids.to_vec();
+        cpad.resize(kp * dim, 0.0);
+        let mut cn2p = cn2;
+        cn2p.resize(kp, f32::INFINITY);
+        return points
+            .par_chunks(ASSIGN_BATCH * dim)
+            .flat_map_iter(|batch| {
+                let mut b = batch.to_vec();
+                prep(&mut b);
+                nearest_avx512(&b, &cpad, &cn2p, dim)
+            })
+            .collect();
+    }
     let p = FlatParams {
         metric: Metric::L2,
         k: 1,
@@ -176,6 +200,90 @@ pub(crate) fn assign_with(
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// Nearest centroid of each point of `b` with the AVX-512 register-tile kernel: 6 centroids
+/// × 32 points of `|c|² − 2 c·x` per step, the running minimum kept in registers (strict
+/// `<`, so ties go to the lower centroid). Distances are `|x|² + |c|² − 2 c·x` (GEMM-style,
+/// within f32 rounding of the exact squared distance, clamped at 0).
+#[cfg(target_arch = "x86_64")]
+fn nearest_avx512(b: &[f32], cpad: &[f32], cn2p: &[f32], dim: usize) -> Vec<(u32, f32)> {
+    let n = b.len() / dim;
+    let mut out = Vec::with_capacity(n);
+    let mut qt = vec![0f32; dim * x86::LANES];
+    for tile in b.chunks(dim * x86::LANES) {
+        qt.fill(0.0);
+        for (i, x) in tile.chunks_exact(dim).enumerate() {
+            for (j, v) in x.iter().enumerate() {
+                qt[j * x86::LANES + i] = *v;
+            }
+        }
+        let mut key = [0f32; x86::LANES];
+        let mut idx = [0u32; x86::LANES];
+        // SAFETY: qt holds dim × 32, cpad holds cn2p.len() × dim with cn2p.len() a multiple
+        // of ROWS; AVX-512F was detected.
+        unsafe { x86::nearest_tile(qt.as_ptr(), dim, cpad.as_ptr(), cn2p, &mut key, &mut idx) };
+        for (i, x) in tile.chunks_exact(dim).enumerate() {
+            let d = (crate::distance::dot(x, x) + key[i]).max(0.0);
+            out.push((idx[i], d));
+        }
+    }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    pub const ROWS: usize = 6;
+    pub const LANES: usize = 32;
+
+    /// For 32 points (`qt`: `dim × 32`, transposed), the index and key `|c|² − 2 c·x` of the
+    /// centroid with the smallest key (first one on ties). Caller: `c` holds
+    /// `cn2.len() × dim` values, `cn2.len()` a multiple of 6.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn nearest_tile(
+        qt: *const f32,
+        dim: usize,
+        c: *const f32,
+        cn2: &[f32],
+        key: &mut [f32; LANES],
+        idx: &mut [u32; LANES],
+    ) {
+        // SAFETY: the caller guarantees the extents above.
+        unsafe {
+            let mut bk = [_mm512_set1_ps(f32::INFINITY); 2];
+            let mut bi = [_mm512_setzero_si512(); 2];
+            let minus2 = _mm512_set1_ps(-2.0);
+            for c0 in (0..cn2.len()).step_by(ROWS) {
+                let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
+                let base = c.add(c0 * dim);
+                for j in 0..dim {
+                    let q0 = _mm512_loadu_ps(qt.add(j * LANES));
+                    let q1 = _mm512_loadu_ps(qt.add(j * LANES + 16));
+                    for (l, a) in acc.iter_mut().enumerate() {
+                        let b = _mm512_set1_ps(*base.add(l * dim + j));
+                        a[0] = _mm512_fmadd_ps(b, q0, a[0]);
+                        a[1] = _mm512_fmadd_ps(b, q1, a[1]);
+                    }
+                }
+                for (l, a) in acc.iter().enumerate() {
+                    let n2 = _mm512_set1_ps(cn2[c0 + l]);
+                    let id = _mm512_set1_epi32((c0 + l) as i32);
+                    for h in 0..2 {
+                        let k = _mm512_fmadd_ps(a[h], minus2, n2);
+                        let m = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(k, bk[h]);
+                        bk[h] = _mm512_mask_blend_ps(m, bk[h], k);
+                        bi[h] = _mm512_mask_blend_epi32(m, bi[h], id);
+                    }
+                }
+            }
+            _mm512_storeu_ps(key.as_mut_ptr(), bk[0]);
+            _mm512_storeu_ps(key.as_mut_ptr().add(16), bk[1]);
+            _mm512_storeu_si512(idx.as_mut_ptr() as *mut _, bi[0]);
+            _mm512_storeu_si512(idx.as_mut_ptr().add(16) as *mut _, bi[1]);
+        }
+    }
 }
 
 /// Trains `k` centroids on `data` (`n × dim`, row-major) with Lloyd's algorithm.
