@@ -272,6 +272,13 @@ pub fn build_index(
         IndexSpec::Flat => Err(IndexError::InvalidParameter(
             "FLAT has no index to build".into(),
         )),
+        IndexSpec::IvfFlat { nlist } => Ok(Box::new(crate::ivf::IvfFlatIndex::build(
+            metric, vectors, dim, nlist, seed,
+        )?)),
+        IndexSpec::IvfSq8 { nlist } => Ok(Box::new(crate::ivf::IvfSq8Index::build(
+            metric, vectors, dim, nlist, seed,
+        )?)),
+        IndexSpec::Sq8 => Ok(Box::new(crate::sq8::Sq8Index::build(metric, vectors, dim)?)),
         _ => Err(IndexError::InvalidParameter(format!(
             "index type {} is not implemented yet",
             spec.name()
@@ -285,6 +292,12 @@ pub fn build_index(
 /// [`IndexError::Corrupt`] for a damaged blob or an unknown kind.
 pub fn load_index(blob: Blob) -> Result<Box<dyn VectorIndex>, IndexError> {
     let r = BlobReader::open(blob)?;
+    match r.kind() {
+        "IVF_FLAT" => return Ok(Box::new(crate::ivf::IvfFlatIndex::load(&r)?)),
+        "IVF_SQ8" => return Ok(Box::new(crate::ivf::IvfSq8Index::load(&r)?)),
+        "SQ8" => return Ok(Box::new(crate::sq8::Sq8Index::load(&r)?)),
+        _ => {}
+    }
     Err(IndexError::Corrupt(format!(
         "unknown index kind {}",
         r.kind()

@@ -20,6 +20,9 @@ pub mod ann;
 pub mod blob;
 pub mod distance;
 mod flat;
+pub mod ivf;
+pub mod kmeans;
+pub mod sq8;
 mod topk;
 
 pub use ann::{

@@ -1,0 +1,1049 @@
+//! Inverted-file indexes: `IVF_FLAT` (`f32` copies of the vectors in the lists) and
+//! `IVF_SQ8` (8-bit codes in the lists, exact re-ranking).
+//!
+//! Source: Jégou, Douze, Schmid, *Product quantization for nearest neighbor search*, TPAMI
+//! 2011 (inverted file with a k-means coarse quantiser); Milvus's `IVF_FLAT` / `IVF_SQ8`
+//! parameters (`nlist` at build, `nprobe` at search).
+//!
+//! # Build
+//! `nlist` centroids are trained with [`crate::kmeans`] (seeded, at most 256 training points
+//! per centroid) and every row goes to the list of its nearest centroid (squared L2). A
+//! segment with fewer rows than `nlist` gets one list per row: the effective
+//! `nlist = min(nlist, rows)` (at least 1), which [`VectorIndex::spec`] reports. Within a
+//! list, rows are in increasing order, stored contiguously with their row ids (`u32`):
+//! IVF_FLAT copies the `f32` vectors (plus `|x|` per row for COSINE), IVF_SQ8 stores
+//! [`crate::sq8`] codes. COSINE trains and assigns on unit-normalised rows.
+//!
+//! # Search
+//! Each query probes the `nprobe` lists whose centroids are nearest (squared L2 for L2 and
+//! COSINE, largest inner product for IP), `nprobe = knobs.nprobe` or [`default_nprobe`],
+//! clamped to the effective `nlist`. IVF_FLAT scores every entry of those lists exactly (the
+//! same kernels as FLAT, so with `nprobe = nlist` it returns exactly FLAT's answer); IVF_SQ8
+//! ranks entries by 8-bit keys and re-scores the best `k × rerank` (at least `k + 16`) with
+//! the segment's `f32` vectors.
+//!
+//! - **Filters**: entries whose row is not set in `allowed` are skipped. When only a
+//!   fraction `f` of the rows is allowed, `nprobe` is scaled by `1 / f` (capped at `nlist`)
+//!   so about as many allowed rows are visited as without a filter; and if fewer than `k`
+//!   allowed rows were found, further lists are probed in centroid order until `k` are
+//!   found or every list was probed.
+//! - **Range search**: only rows whose exact key is in the range are returned; rows of lists
+//!   that were not probed are never seen, so a range search is approximate beyond the
+//!   probed lists (the `k`-filling extension above does not apply to range searches).
+//! - **Threads**: many queries (`>= 8`) are processed list by list: the queries probing a
+//!   list are scored together against it with register-tile kernels (6 rows × 32 queries;
+//!   `f32` FMA for IVF_FLAT with exact re-scoring of every entry under the threshold,
+//!   VNNI integer dot products for IVF_SQ8), lists in parallel. One query scans its probed
+//!   lists in parallel groups when they hold enough rows. Results never depend on the
+//!   path, the batch or the thread count.
+
+use rayon::prelude::*;
+
+use crate::ann::{AnnParams, IndexError, IndexSpec, SearchKnobs, VectorIndex};
+use crate::blob::{BlobReader, BlobWriter, Slab};
+use crate::distance;
+use crate::flat::{
+    count_allowed, exact_rerank, flat_search, is_allowed, prepare_queries, FlatParams, KeyRange,
+    Neighbor,
+};
+use crate::kmeans::{assign_with, kmeans, KMeansParams, Rng, DEFAULT_MAX_POINTS_PER_CENTROID};
+use crate::sq8::{
+    self, candidates, check_input, checked_section, code_isa, code_stride, metric_code, metric_of,
+    normalise, scan_block, CodeIsa, Sq8Codec, Sq8Query, SCAN_BLOCK,
+};
+use crate::topk::{by_row, TopK};
+use crate::Metric;
+
+/// Default `nprobe` as a fraction of the (effective) `nlist`: `nlist / 16`, at least
+/// [`MIN_DEFAULT_NPROBE`] (and at most `nlist`).
+pub const DEFAULT_NPROBE_DIVISOR: usize = 16;
+/// Smallest default `nprobe`.
+pub const MIN_DEFAULT_NPROBE: usize = 8;
+
+/// The `nprobe` used when a search gives none, for a segment with `nlist` lists:
+/// `clamp(nlist / 16, 8, nlist)`.
+pub fn default_nprobe(nlist: usize) -> usize {
+    (nlist / DEFAULT_NPROBE_DIVISOR)
+        .max(MIN_DEFAULT_NPROBE)
+        .min(nlist.max(1))
+}
+
+/// Queries from which a search runs list by list.
+const BATCH_MIN_NQ: usize = 8;
+/// Queries sharing a list from which the tile kernels run (fewer: one query at a time).
+const TILE_MIN_QUERIES: usize = 4;
+/// Probed entries from which one query's lists are scanned in parallel.
+const PAR_MIN_ENTRIES: usize = 32 * 1024;
+/// Rows per register tile.
+const TILE_ROWS: usize = 6;
+/// Queries per register tile.
+const TILE_LANES: usize = 32;
+
+/// Centroids and inverted lists shared by both IVF indexes.
+#[derive(Clone)]
+struct Lists {
+    metric: Metric,
+    dim: usize,
+    rows: usize,
+    nlist: usize,
+    /// `nlist × dim` centroids.
+    centroids: Slab<f32>,
+    /// `nlist + 1` entry offsets: list `l` is entries `offsets[l]..offsets[l + 1]`.
+    offsets: Slab<u64>,
+    /// Row id of every entry, list by list.
+    ids: Slab<u32>,
+}
+
+impl Lists {
+    fn build(
+        metric: Metric,
+        vectors: &[f32],
+        dim: usize,
+        nlist: usize,
+        seed: u64,
+    ) -> Result<Lists, IndexError> {
+        let rows = check_input(vectors, dim)?;
+        let nl = nlist.min(rows).max(1);
+        let cos = metric == Metric::Cosine;
+        if rows == 0 {
+            return Ok(Lists {
+                metric,
+                dim,
+                rows,
+                nlist: 1,
+                centroids: Slab::owned(vec![0.0; dim]),
+                offsets: Slab::owned(vec![0, 0]),
+                ids: Slab::owned(Vec::new()),
+            });
+        }
+        let params = KMeansParams::new(nl, seed);
+        let km = if cos {
+            // Train on a normalised sample (k-means samples no further).
+            let m = rows.min(nl * DEFAULT_MAX_POINTS_PER_CENTROID);
+            let mut idx = Rng::new(seed ^ 0x5eed_c051).sample(rows, m);
+            idx.sort_unstable();
+            let mut train = Vec::with_capacity(m * dim);
+            for i in idx {
+                let s = train.len();
+                train.extend_from_slice(&vectors[i * dim..(i + 1) * dim]);
+                normalise(&mut train[s..]);
+            }
+            kmeans(&train, dim, &params)?
+        } else {
+            kmeans(vectors, dim, &params)?
+        };
+        let labels = assign_with(vectors, &km.centroids, dim, |b| {
+            if cos {
+                b.chunks_exact_mut(dim).for_each(normalise);
+            }
+        });
+        let mut offsets = vec![0u64; nl + 1];
+        for &(l, _) in &labels {
+            offsets[l as usize + 1] += 1;
+        }
+        for l in 0..nl {
+            offsets[l + 1] += offsets[l];
+        }
+        let mut pos: Vec<u64> = offsets[..nl].to_vec();
+        let mut ids = vec![0u32; rows];
+        for (r, &(l, _)) in labels.iter().enumerate() {
+            ids[pos[l as usize] as usize] = r as u32;
+            pos[l as usize] += 1;
+        }
+        Ok(Lists {
+            metric,
+            dim,
+            rows,
+            nlist: nl,
+            centroids: Slab::owned(km.centroids),
+            offsets: Slab::owned(offsets),
+            ids: Slab::owned(ids),
+        })
+    }
+
+    fn write(&self, w: &mut BlobWriter) {
+        w.meta("metric", metric_code(self.metric))
+            .meta("rows", self.rows as f64)
+            .meta("dim", self.dim as f64)
+            .meta("nlist", self.nlist as f64);
+        w.section("centroids", &self.centroids)
+            .section("offsets", &self.offsets)
+            .section("ids", &self.ids);
+    }
+
+    fn load(r: &BlobReader) -> Result<Lists, IndexError> {
+        let bad = |m: String| IndexError::Corrupt(m);
+        let metric = metric_of(r.meta("metric")?)?;
+        let rows = r.meta_usize("rows")?;
+        let dim = r.meta_usize("dim")?;
+        let nlist = r.meta_usize("nlist")?;
+        if dim == 0 || rows > u32::MAX as usize || nlist == 0 || nlist > rows.max(1) {
+            return Err(bad(format!("rows {rows}, dim {dim}, nlist {nlist}")));
+        }
+        let nd = nlist
+            .checked_mul(dim)
+            .ok_or_else(|| bad("size".to_string()))?;
+        let centroids = checked_section::<f32>(r, "centroids", nd)?;
+        let offsets = checked_section::<u64>(r, "offsets", nlist + 1)?;
+        let ids = checked_section::<u32>(r, "ids", rows)?;
+        if offsets[0] != 0
+            || offsets[nlist] != rows as u64
+            || offsets.windows(2).any(|w| w[0] > w[1])
+        {
+            return Err(bad("list offsets are inconsistent".into()));
+        }
+        if ids.iter().any(|&i| i as usize >= rows) {
+            return Err(bad("row id out of range".into()));
+        }
+        if centroids.iter().any(|v| !v.is_finite()) {
+            return Err(bad("non-finite centroid".into()));
+        }
+        Ok(Lists {
+            metric,
+            dim,
+            rows,
+            nlist,
+            centroids,
+            offsets,
+            ids,
+        })
+    }
+
+    fn bytes(&self) -> usize {
+        4 * self.centroids.len() + 8 * self.offsets.len() + 4 * self.ids.len()
+    }
+
+    /// Lists probed per query, given the search knobs and the number of allowed rows.
+    fn nprobe(&self, knobs: &SearchKnobs, allowed_rows: usize) -> usize {
+        let base = knobs
+            .nprobe
+            .unwrap_or_else(|| default_nprobe(self.nlist))
+            .clamp(1, self.nlist);
+        if allowed_rows >= self.rows || allowed_rows == 0 {
+            return base;
+        }
+        let scaled = (base as u128 * self.rows as u128).div_ceil(allowed_rows as u128);
+        scaled.min(self.nlist as u128) as usize
+    }
+
+    /// The `np` nearest lists of every prepared query, nearest first (ties: lower list).
+    fn probe(&self, prepared: &[f32], np: usize) -> Vec<Vec<u32>> {
+        let metric = if self.metric == Metric::Ip {
+            Metric::Ip
+        } else {
+            Metric::L2
+        };
+        let fp = FlatParams {
+            metric,
+            k: np,
+            range: KeyRange::ALL,
+            allowed: None,
+            tiebreak: &by_row,
+        };
+        flat_search(&self.centroids, self.dim, prepared, &fp)
+            .into_iter()
+            .map(|hits| hits.into_iter().map(|h| h.row).collect())
+            .collect()
+    }
+}
+
+/// Entries of list `l`.
+#[inline]
+fn span(offsets: &[u64], l: u32) -> (usize, usize) {
+    (
+        offsets[l as usize] as usize,
+        offsets[l as usize + 1] as usize,
+    )
+}
+
+/// What the two IVF indexes store in their lists and how they score it.
+trait Store: Sync {
+    /// A query prepared for this store.
+    type Query: Sync + Send;
+    fn lists(&self) -> &Lists;
+    /// Candidates kept per query before [`Store::finish`].
+    fn heap(&self, p: &AnnParams<'_>) -> usize;
+    fn query(&self, q: &[f32]) -> Self::Query;
+    /// Offers entries `s..e` (one list) to `top` for one query (`qv`: prepared `f32`).
+    fn scan(
+        &self,
+        q: &Self::Query,
+        qv: &[f32],
+        s: usize,
+        e: usize,
+        p: &AnnParams<'_>,
+        top: &mut TopK,
+    );
+    /// Offers entries `s..e` to the queries `qsel` (indices into `qs`, `tops`).
+    #[allow(clippy::too_many_arguments)]
+    fn scan_batch(
+        &self,
+        qs: &[Self::Query],
+        prepared: &[f32],
+        qsel: &[u32],
+        s: usize,
+        e: usize,
+        p: &AnnParams<'_>,
+        tops: &mut [TopK],
+    );
+    /// The final neighbours of one query from its candidates.
+    fn finish(&self, vectors: &[f32], qv: &[f32], top: TopK, p: &AnnParams<'_>) -> Vec<Neighbor>;
+}
+
+/// Searches an IVF store (see the module docs).
+fn search_ivf<S: Store>(
+    st: &S,
+    vectors: &[f32],
+    queries: &[f32],
+    p: &AnnParams<'_>,
+) -> Vec<Vec<Neighbor>> {
+    let l = st.lists();
+    let dim = l.dim;
+    assert!(
+        vectors.len() == l.rows * dim && queries.len().is_multiple_of(dim),
+        "IVF search: vectors must be the {} x {dim} rows the index was built from",
+        l.rows
+    );
+    let nq = queries.len() / dim;
+    if l.rows == 0 || p.k == 0 {
+        return vec![Vec::new(); nq];
+    }
+    let allowed_rows = p.allowed.map_or(l.rows, |w| count_allowed(w, l.rows));
+    if allowed_rows == 0 {
+        return vec![Vec::new(); nq];
+    }
+    let np = l.nprobe(&p.knobs, allowed_rows);
+    let prepared = prepare_queries(queries, dim, l.metric);
+    let qs: Vec<S::Query> = prepared.chunks_exact(dim).map(|q| st.query(q)).collect();
+    let probes = l.probe(&prepared, np);
+    let heap = st.heap(p);
+    let offsets: &[u64] = &l.offsets;
+
+    let mut tops: Vec<TopK> = if nq >= BATCH_MIN_NQ {
+        // List by list: invert the probes.
+        let mut by_list: Vec<Vec<u32>> = vec![Vec::new(); l.nlist];
+        for (qi, pr) in probes.iter().enumerate() {
+            for &li in pr {
+                by_list[li as usize].push(qi as u32);
+            }
+        }
+        let work: Vec<u32> = (0..l.nlist as u32)
+            .filter(|&li| {
+                let (s, e) = span(offsets, li);
+                e > s && !by_list[li as usize].is_empty()
+            })
+            .collect();
+        let fresh = || (0..nq).map(|_| TopK::new(heap)).collect::<Vec<_>>();
+        work.par_iter()
+            .fold(fresh, |mut tops, &li| {
+                let (s, e) = span(offsets, li);
+                st.scan_batch(&qs, &prepared, &by_list[li as usize], s, e, p, &mut tops);
+                tops
+            })
+            .reduce(fresh, |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    x.merge(y, p.tiebreak);
+                }
+                a
+            })
+    } else {
+        let one = |qi: usize| -> TopK {
+            let qv = &prepared[qi * dim..(qi + 1) * dim];
+            scan_lists(st, &qs[qi], qv, &probes[qi], heap, p)
+        };
+        if nq == 1 {
+            vec![one(0)]
+        } else {
+            (0..nq).into_par_iter().map(one).collect()
+        }
+    };
+
+    // Too few allowed rows found: probe further lists, nearest first (not for ranges).
+    if p.range == KeyRange::ALL && np < l.nlist {
+        let short: Vec<usize> = (0..nq).filter(|&qi| tops[qi].len() < p.k).collect();
+        for qi in short {
+            let qv = &prepared[qi * dim..(qi + 1) * dim];
+            let order = &l.probe(qv, l.nlist)[0];
+            for &li in &order[np..] {
+                let (s, e) = span(offsets, li);
+                st.scan(&qs[qi], qv, s, e, p, &mut tops[qi]);
+                if tops[qi].len() >= p.k {
+                    break;
+                }
+            }
+        }
+    }
+
+    let finish =
+        |(qi, t): (usize, TopK)| st.finish(vectors, &prepared[qi * dim..(qi + 1) * dim], t, p);
+    if nq > 1 {
+        tops.into_par_iter().enumerate().map(finish).collect()
+    } else {
+        tops.into_iter().enumerate().map(finish).collect()
+    }
+}
+
+/// One query over its probed lists; in parallel groups of lists when they are large.
+fn scan_lists<S: Store>(
+    st: &S,
+    q: &S::Query,
+    qv: &[f32],
+    lists: &[u32],
+    heap: usize,
+    p: &AnnParams<'_>,
+) -> TopK {
+    let l = st.lists();
+    let offsets: &[u64] = &l.offsets;
+    let total: usize = lists
+        .iter()
+        .map(|&li| {
+            let (s, e) = span(offsets, li);
+            e - s
+        })
+        .sum();
+    let threads = rayon::current_num_threads();
+    let seq = |group: &[u32]| {
+        let mut top = TopK::new(heap);
+        for &li in group {
+            let (s, e) = span(offsets, li);
+            st.scan(q, qv, s, e, p, &mut top);
+        }
+        top
+    };
+    if threads <= 1 || total < PAR_MIN_ENTRIES || lists.len() < 2 {
+        return seq(lists);
+    }
+    // Contiguous groups of about equal entry counts.
+    let groups = (threads * 2).min(lists.len());
+    let per = total.div_ceil(groups);
+    let mut cuts = vec![0];
+    let mut acc = 0;
+    for (i, &li) in lists.iter().enumerate() {
+        let (s, e) = span(offsets, li);
+        acc += e - s;
+        if acc >= per && i + 1 < lists.len() {
+            cuts.push(i + 1);
+            acc = 0;
+        }
+    }
+    cuts.push(lists.len());
+    cuts.windows(2)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|w| seq(&lists[w[0]..w[1]]))
+        .reduce_with(|mut a, b| {
+            a.merge(b, p.tiebreak);
+            a
+        })
+        .unwrap_or_else(|| TopK::new(heap))
+}
+
+/// `IVF_FLAT`: inverted lists holding `f32` copies of the vectors (see the module docs).
+///
+/// Memory: `4 × dim + 4` bytes per row (`+ 4` for COSINE's norms) plus `nlist × dim × 4`
+/// for the centroids.
+pub struct IvfFlatIndex {
+    lists: Lists,
+    /// Entries' vectors, list by list (`rows × dim`).
+    vectors: Slab<f32>,
+    /// `|x|` per entry (COSINE only; empty otherwise).
+    norms: Slab<f32>,
+}
+
+impl IvfFlatIndex {
+    /// Builds an IVF_FLAT index over `vectors` (`rows × dim`, row-major) with at most
+    /// `nlist` lists, deterministically for `seed`.
+    ///
+    /// # Errors
+    /// [`IndexError::InvalidParameter`] for `nlist` outside `1..=65536`, `dim == 0`, a length
+    /// not a multiple of `dim`, more than `2^32 - 1` rows, or a NaN / infinite value.
+    pub fn build(
+        metric: Metric,
+        vectors: &[f32],
+        dim: usize,
+        nlist: usize,
+        seed: u64,
+    ) -> Result<IvfFlatIndex, IndexError> {
+        IndexSpec::IvfFlat { nlist }.validate()?;
+        let lists = Lists::build(metric, vectors, dim, nlist, seed)?;
+        let mut v = vec![0f32; lists.rows * dim];
+        v.par_chunks_mut(dim * 1024)
+            .zip(lists.ids.par_chunks(1024))
+            .for_each(|(out, ids)| {
+                for (o, &r) in out.chunks_exact_mut(dim).zip(ids) {
+                    let r = r as usize;
+                    o.copy_from_slice(&vectors[r * dim..(r + 1) * dim]);
+                }
+            });
+        let norms: Vec<f32> = if metric == Metric::Cosine {
+            let dot = distance::dot_kernel();
+            v.par_chunks(dim).map(|x| dot(x, x).sqrt()).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(IvfFlatIndex {
+            lists,
+            vectors: Slab::owned(v),
+            norms: Slab::owned(norms),
+        })
+    }
+
+    /// Opens an index written by [`VectorIndex::to_blob`], in place.
+    ///
+    /// # Errors
+    /// [`IndexError::Corrupt`] for missing or inconsistent sections.
+    pub fn load(r: &BlobReader) -> Result<IvfFlatIndex, IndexError> {
+        let lists = Lists::load(r)?;
+        let n = lists.rows;
+        let vectors = checked_section(r, "vectors", n * lists.dim)?;
+        let norms = checked_section(
+            r,
+            "norms",
+            if lists.metric == Metric::Cosine { n } else { 0 },
+        )?;
+        Ok(IvfFlatIndex {
+            lists,
+            vectors,
+            norms,
+        })
+    }
+
+    /// Exact key of entry `e` (same kernels and formula as FLAT's re-scoring).
+    #[inline(always)]
+    fn key(&self, kern: &Kernels, x: &[f32], q: &[f32], norms: &[f32], e: usize) -> f32 {
+        match self.lists.metric {
+            Metric::L2 => (kern.l2)(x, q),
+            Metric::Ip => -(kern.dot)(x, q),
+            Metric::Cosine => {
+                let nx = norms[e];
+                if nx == 0.0 {
+                    -0.0
+                } else {
+                    -((kern.dot)(x, q) / nx)
+                }
+            }
+        }
+    }
+}
+
+/// The row kernels of this CPU.
+struct Kernels {
+    l2: distance::Kernel,
+    dot: distance::Kernel,
+    l2_rows: distance::RowsKernel,
+    dot_rows: distance::RowsKernel,
+}
+
+impl Kernels {
+    fn get() -> Kernels {
+        Kernels {
+            l2: distance::l2_sq_kernel(),
+            dot: distance::dot_kernel(),
+            l2_rows: distance::l2_sq_rows_kernel(),
+            dot_rows: distance::dot_rows_kernel(),
+        }
+    }
+}
+
+impl Store for IvfFlatIndex {
+    type Query = ();
+    fn lists(&self) -> &Lists {
+        &self.lists
+    }
+    fn heap(&self, p: &AnnParams<'_>) -> usize {
+        p.k
+    }
+    fn query(&self, _q: &[f32]) {}
+
+    fn scan(&self, _q: &(), qv: &[f32], s: usize, e: usize, p: &AnnParams<'_>, top: &mut TopK) {
+        let dim = self.lists.dim;
+        let kern = Kernels::get();
+        let ids: &[u32] = &self.lists.ids;
+        let vecs: &[f32] = &self.vectors;
+        let norms: &[f32] = &self.norms;
+        if p.allowed.is_some() {
+            for i in s..e {
+                let row = ids[i];
+                if !is_allowed(p.allowed, row as usize) {
+                    continue;
+                }
+                let key = self.key(&kern, &vecs[i * dim..(i + 1) * dim], qv, norms, i);
+                if key <= top.threshold() && p.range.contains(key) {
+                    top.push(key, row, p.tiebreak);
+                }
+            }
+            return;
+        }
+        let mut buf = [0f32; 256];
+        let mut b = s;
+        while b < e {
+            let be = (b + buf.len()).min(e);
+            let out = &mut buf[..be - b];
+            let rows = &vecs[b * dim..be * dim];
+            match self.lists.metric {
+                Metric::L2 => (kern.l2_rows)(rows, dim, qv, out),
+                Metric::Ip => {
+                    (kern.dot_rows)(rows, dim, qv, out);
+                    out.iter_mut().for_each(|v| *v = -*v);
+                }
+                Metric::Cosine => {
+                    (kern.dot_rows)(rows, dim, qv, out);
+                    for (v, &nx) in out.iter_mut().zip(&norms[b..be]) {
+                        *v = if nx == 0.0 { -0.0 } else { -(*v / nx) };
+                    }
+                }
+            }
+            for (i, &key) in out.iter().enumerate() {
+                if key <= top.threshold() && p.range.contains(key) {
+                    top.push(key, ids[b + i], p.tiebreak);
+                }
+            }
+            b = be;
+        }
+    }
+
+    fn scan_batch(
+        &self,
+        _qs: &[()],
+        prepared: &[f32],
+        qsel: &[u32],
+        s: usize,
+        e: usize,
+        p: &AnnParams<'_>,
+        tops: &mut [TopK],
+    ) {
+        let dim = self.lists.dim;
+        #[cfg(target_arch = "x86_64")]
+        if qsel.len() >= TILE_MIN_QUERIES && distance::isa() == distance::Isa::Avx512 {
+            self.tile_scan(prepared, qsel, s, e, p, tops);
+            return;
+        }
+        for &qi in qsel {
+            let qi = qi as usize;
+            let qv = &prepared[qi * dim..(qi + 1) * dim];
+            self.scan(&(), qv, s, e, p, &mut tops[qi]);
+        }
+    }
+
+    fn finish(&self, _v: &[f32], _qv: &[f32], top: TopK, p: &AnnParams<'_>) -> Vec<Neighbor> {
+        let m = self.lists.metric;
+        top.into_sorted(p.tiebreak)
+            .into_iter()
+            .map(|c| Neighbor {
+                row: c.row,
+                score: m.score(c.key),
+            })
+            .collect()
+    }
+}
+
+impl IvfFlatIndex {
+    /// Entries `s..e` against the queries `qsel` with the `f32` tile kernel: approximate keys
+    /// (`|x|² + |q|² − 2 q·x`, `−q·x`, `−q·x / |x|`) select entries within a rounding bound
+    /// of each query's threshold, which are then scored exactly (as [`Store::scan`] does), so
+    /// the candidates are exactly those of the one-query path.
+    #[cfg(target_arch = "x86_64")]
+    fn tile_scan(
+        &self,
+        prepared: &[f32],
+        qsel: &[u32],
+        s: usize,
+        e: usize,
+        p: &AnnParams<'_>,
+        tops: &mut [TopK],
+    ) {
+        let dim = self.lists.dim;
+        let metric = self.lists.metric;
+        let kern = Kernels::get();
+        let ids: &[u32] = &self.lists.ids;
+        let vecs: &[f32] = &self.vectors[s * dim..e * dim];
+        let norms: &[f32] = &self.norms;
+        let m = e - s;
+        // |x|² per entry, and the largest, for the keys and the rounding bound.
+        let xn2: Vec<f32> = vecs.chunks_exact(dim).map(|x| (kern.dot)(x, x)).collect();
+        let xmax2 = xn2.iter().fold(0f32, |a, &b| a.max(b));
+        // Relative rounding bound of an f32 dot product / squared distance of `dim` terms.
+        let eps = (4 * dim + 16) as f32 * f32::EPSILON;
+        let tiles = qsel.len().div_ceil(TILE_LANES);
+        let mut qp = vec![0f32; tiles * dim * TILE_LANES];
+        let mut qn2 = vec![0f32; tiles * TILE_LANES];
+        let mut tol = vec![0f32; tiles * TILE_LANES];
+        for (i, &qi) in qsel.iter().enumerate() {
+            let q = &prepared[qi as usize * dim..(qi as usize + 1) * dim];
+            let (t, lane) = (i / TILE_LANES, i % TILE_LANES);
+            for (j, v) in q.iter().enumerate() {
+                qp[t * dim * TILE_LANES + j * TILE_LANES + lane] = *v;
+            }
+            let n2 = (kern.dot)(q, q);
+            (qn2[i], tol[i]) = match metric {
+                Metric::L2 => (n2, eps * (xmax2 + n2)),
+                Metric::Ip => (0.0, eps * (xmax2 * n2).sqrt()),
+                Metric::Cosine => (0.0, eps * n2.sqrt()),
+            };
+        }
+        let mut thr = vec![f32::NEG_INFINITY; tiles * TILE_LANES];
+        let refresh = |thr: &mut [f32], i: usize, top: &TopK| {
+            thr[i] = top.threshold().min(p.range.hi) + tol[i];
+        };
+        for (i, &qi) in qsel.iter().enumerate() {
+            refresh(&mut thr, i, &tops[qi as usize]);
+        }
+        let mut tail = vec![0f32; TILE_ROWS * dim];
+        let mut keys = [0f32; TILE_ROWS * TILE_LANES];
+        let mut add = [0f32; TILE_ROWS];
+        let mut mul = [0f32; TILE_ROWS];
+        let mut r = 0;
+        while r < m {
+            let rows = (m - r).min(TILE_ROWS);
+            let mut live: u32 = 0;
+            for l in 0..rows {
+                if is_allowed(p.allowed, ids[s + r + l] as usize) {
+                    live |= 1 << l;
+                }
+            }
+            if live == 0 {
+                r += rows;
+                continue;
+            }
+            let xs: &[f32] = if rows == TILE_ROWS {
+                &vecs[r * dim..(r + TILE_ROWS) * dim]
+            } else {
+                tail.fill(0.0);
+                tail[..rows * dim].copy_from_slice(&vecs[r * dim..(r + rows) * dim]);
+                &tail
+            };
+            for l in 0..TILE_ROWS {
+                (add[l], mul[l]) = if l >= rows {
+                    (0.0, 0.0)
+                } else {
+                    match metric {
+                        Metric::L2 => (xn2[r + l], -2.0),
+                        Metric::Ip => (0.0, -1.0),
+                        Metric::Cosine => {
+                            let nx = norms[s + r + l];
+                            (0.0, if nx == 0.0 { 0.0 } else { -1.0 / nx })
+                        }
+                    }
+                };
+            }
+            for t in 0..tiles {
+                let mut hits = [0u32; TILE_ROWS];
+                // SAFETY: xs holds TILE_ROWS rows of dim; qp tile t holds dim × 32; qn2 and
+                // thr hold 32 lanes from t * 32; keys TILE_ROWS × 32. AVX-512F was detected.
+                unsafe {
+                    x86::tile_6x32_f32(
+                        xs.as_ptr(),
+                        dim,
+                        qp.as_ptr().add(t * dim * TILE_LANES),
+                        &add,
+                        &mul,
+                        qn2.as_ptr().add(t * TILE_LANES),
+                        thr.as_ptr().add(t * TILE_LANES),
+                        keys.as_mut_ptr(),
+                        &mut hits,
+                    );
+                }
+                for (l, &h) in hits.iter().enumerate() {
+                    let mut mask = if live & (1 << l) != 0 { h } else { 0 };
+                    while mask != 0 {
+                        let lane = mask.trailing_zeros() as usize;
+                        mask &= mask - 1;
+                        let i = t * TILE_LANES + lane;
+                        let Some(&qi) = qsel.get(i) else { continue };
+                        let qi = qi as usize;
+                        let ent = s + r + l;
+                        let qv = &prepared[qi * dim..(qi + 1) * dim];
+                        let x = &vecs[(r + l) * dim..(r + l + 1) * dim];
+                        let key = self.key(&kern, x, qv, norms, ent);
+                        let top = &mut tops[qi];
+                        if key <= top.threshold() && p.range.contains(key) {
+                            top.push(key, ids[ent], p.tiebreak);
+                            refresh(&mut thr, i, top);
+                        }
+                    }
+                }
+            }
+            r += rows;
+        }
+    }
+}
+
+impl VectorIndex for IvfFlatIndex {
+    fn spec(&self) -> IndexSpec {
+        IndexSpec::IvfFlat {
+            nlist: self.lists.nlist,
+        }
+    }
+    fn metric(&self) -> Metric {
+        self.lists.metric
+    }
+    fn rows(&self) -> usize {
+        self.lists.rows
+    }
+    fn dim(&self) -> usize {
+        self.lists.dim
+    }
+    fn search(&self, vectors: &[f32], queries: &[f32], p: &AnnParams<'_>) -> Vec<Vec<Neighbor>> {
+        search_ivf(self, vectors, queries, p)
+    }
+    fn to_blob(&self) -> Vec<u8> {
+        let mut w = BlobWriter::new("IVF_FLAT");
+        self.lists.write(&mut w);
+        w.section("vectors", &self.vectors)
+            .section("norms", &self.norms);
+        w.finish()
+    }
+    fn bytes(&self) -> usize {
+        self.lists.bytes() + 4 * (self.vectors.len() + self.norms.len())
+    }
+}
+
+/// `IVF_SQ8`: inverted lists holding 8-bit codes; candidates re-ranked exactly (see the
+/// module docs and [`crate::sq8`]).
+///
+/// Memory: `stride + 4 + 4` bytes per row (codes, row id, `|x̂|²` for L2; `stride = dim`
+/// rounded up to 16) plus the centroids.
+pub struct IvfSq8Index {
+    lists: Lists,
+    codec: Sq8Codec,
+    /// Entries' codes, list by list (`rows × stride`).
+    codes: Slab<u8>,
+    /// `|x̂|²` per entry (L2 only; empty otherwise).
+    xn2: Slab<f32>,
+}
+
+impl IvfSq8Index {
+    /// Builds an IVF_SQ8 index over `vectors` (`rows × dim`, row-major) with at most `nlist`
+    /// lists, deterministically for `seed`.
+    ///
+    /// # Errors
+    /// As [`IvfFlatIndex::build`].
+    pub fn build(
+        metric: Metric,
+        vectors: &[f32],
+        dim: usize,
+        nlist: usize,
+        seed: u64,
+    ) -> Result<IvfSq8Index, IndexError> {
+        IndexSpec::IvfSq8 { nlist }.validate()?;
+        let lists = Lists::build(metric, vectors, dim, nlist, seed)?;
+        let cos = metric == Metric::Cosine;
+        let codec = Sq8Codec::train(vectors, dim, cos);
+        let (codes, mut xn2) = codec.encode_rows(vectors, &lists.ids, cos);
+        if metric != Metric::L2 {
+            xn2 = Vec::new();
+        }
+        Ok(IvfSq8Index {
+            lists,
+            codec,
+            codes: Slab::owned(codes),
+            xn2: Slab::owned(xn2),
+        })
+    }
+
+    /// Opens an index written by [`VectorIndex::to_blob`], in place.
+    ///
+    /// # Errors
+    /// [`IndexError::Corrupt`] for missing or inconsistent sections.
+    pub fn load(r: &BlobReader) -> Result<IvfSq8Index, IndexError> {
+        let lists = Lists::load(r)?;
+        let (n, dim) = (lists.rows, lists.dim);
+        let stride = code_stride(dim);
+        let codec = Sq8Codec {
+            dim,
+            stride,
+            min: checked_section(r, "sq_min", dim)?,
+            step: checked_section(r, "sq_step", dim)?,
+        };
+        let codes = checked_section(r, "codes", n * stride)?;
+        let xn2 = checked_section(r, "xn2", if lists.metric == Metric::L2 { n } else { 0 })?;
+        Ok(IvfSq8Index {
+            lists,
+            codec,
+            codes,
+            xn2,
+        })
+    }
+}
+
+impl Store for IvfSq8Index {
+    type Query = Sq8Query;
+    fn lists(&self) -> &Lists {
+        &self.lists
+    }
+    fn heap(&self, p: &AnnParams<'_>) -> usize {
+        candidates(p.k, p.knobs.rerank)
+    }
+    fn query(&self, q: &[f32]) -> Sq8Query {
+        self.codec.prepare(q, self.lists.metric)
+    }
+
+    fn scan(
+        &self,
+        q: &Sq8Query,
+        _qv: &[f32],
+        s: usize,
+        e: usize,
+        p: &AnnParams<'_>,
+        top: &mut TopK,
+    ) {
+        let stride = self.codec.stride;
+        let ids: &[u32] = &self.lists.ids;
+        let xn2: &[f32] = &self.xn2;
+        let mut buf = [0i32; SCAN_BLOCK];
+        scan_block(
+            code_isa(),
+            &self.codes[s * stride..e * stride],
+            stride,
+            if q.l2 { &xn2[s..e] } else { &[] },
+            q,
+            |i| ids[s + i],
+            p.allowed,
+            &p.range,
+            top,
+            p.tiebreak,
+            &mut buf,
+        );
+    }
+
+    fn scan_batch(
+        &self,
+        qs: &[Sq8Query],
+        prepared: &[f32],
+        qsel: &[u32],
+        s: usize,
+        e: usize,
+        p: &AnnParams<'_>,
+        tops: &mut [TopK],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if qsel.len() >= TILE_MIN_QUERIES && code_isa() == CodeIsa::Vnni512 {
+            let stride = self.codec.stride;
+            let ids: &[u32] = &self.lists.ids;
+            let xn2: &[f32] = &self.xn2;
+            let tq = sq8::TileQueries::new(qs, qsel, stride);
+            sq8::tile_scan(
+                &self.codes[s * stride..e * stride],
+                stride,
+                if xn2.is_empty() { xn2 } else { &xn2[s..e] },
+                |i| ids[s + i],
+                qs,
+                qsel,
+                &tq,
+                p,
+                tops,
+            );
+            return;
+        }
+        let dim = self.lists.dim;
+        for &qi in qsel {
+            let qi = qi as usize;
+            self.scan(
+                &qs[qi],
+                &prepared[qi * dim..(qi + 1) * dim],
+                s,
+                e,
+                p,
+                &mut tops[qi],
+            );
+        }
+    }
+
+    fn finish(&self, vectors: &[f32], qv: &[f32], top: TopK, p: &AnnParams<'_>) -> Vec<Neighbor> {
+        exact_rerank(
+            self.lists.metric,
+            vectors,
+            self.lists.dim,
+            qv,
+            top.into_sorted(p.tiebreak).into_iter().map(|c| c.row),
+            p.k,
+            p.range,
+            p.allowed,
+            p.tiebreak,
+        )
+    }
+}
+
+impl VectorIndex for IvfSq8Index {
+    fn spec(&self) -> IndexSpec {
+        IndexSpec::IvfSq8 {
+            nlist: self.lists.nlist,
+        }
+    }
+    fn metric(&self) -> Metric {
+        self.lists.metric
+    }
+    fn rows(&self) -> usize {
+        self.lists.rows
+    }
+    fn dim(&self) -> usize {
+        self.lists.dim
+    }
+    fn search(&self, vectors: &[f32], queries: &[f32], p: &AnnParams<'_>) -> Vec<Vec<Neighbor>> {
+        search_ivf(self, vectors, queries, p)
+    }
+    fn to_blob(&self) -> Vec<u8> {
+        let mut w = BlobWriter::new("IVF_SQ8");
+        self.lists.write(&mut w);
+        w.section("sq_min", &self.codec.min)
+            .section("sq_step", &self.codec.step)
+            .section("codes", &self.codes)
+            .section("xn2", &self.xn2);
+        w.finish()
+    }
+    fn bytes(&self) -> usize {
+        self.lists.bytes() + self.codes.len() + 4 * (self.xn2.len() + 2 * self.codec.dim)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// 6 rows × 32 queries of `f32` inner products:
+    /// `keys[l * 32 + lane] = add[l] + qn2[lane] + mul[l] * (x_l · q_lane)`, `hits[l]` the
+    /// lanes with `key <= thr[lane]`.
+    ///
+    /// Caller: `x` holds 6 rows of `dim`, `qp` the queries transposed (`dim × 32`), `qn2`
+    /// and `thr` 32 lanes, `keys` 6 × 32.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn tile_6x32_f32(
+        x: *const f32,
+        dim: usize,
+        qp: *const f32,
+        add: &[f32; 6],
+        mul: &[f32; 6],
+        qn2: *const f32,
+        thr: *const f32,
+        keys: *mut f32,
+        hits: &mut [u32; 6],
+    ) {
+        // SAFETY: the caller guarantees the extents above.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); 2]; 6];
+            for j in 0..dim {
+                let q0 = _mm512_loadu_ps(qp.add(j * 32));
+                let q1 = _mm512_loadu_ps(qp.add(j * 32 + 16));
+                for (l, a) in acc.iter_mut().enumerate() {
+                    let b = _mm512_set1_ps(*x.add(l * dim + j));
+                    a[0] = _mm512_fmadd_ps(b, q0, a[0]);
+                    a[1] = _mm512_fmadd_ps(b, q1, a[1]);
+                }
+            }
+            for (l, a) in acc.iter().enumerate() {
+                let m = _mm512_set1_ps(mul[l]);
+                let ad = _mm512_set1_ps(add[l]);
+                let mut h = 0u32;
+                for (i, av) in a.iter().enumerate() {
+                    let qn = _mm512_loadu_ps(qn2.add(i * 16));
+                    let k = _mm512_fmadd_ps(*av, m, _mm512_add_ps(ad, qn));
+                    _mm512_storeu_ps(keys.add(l * 32 + i * 16), k);
+                    let t = _mm512_loadu_ps(thr.add(i * 16));
+                    h |= (_mm512_cmp_ps_mask::<_CMP_LE_OQ>(k, t) as u32) << (i * 16);
+                }
+                hits[l] = h;
+            }
+        }
+    }
+}
