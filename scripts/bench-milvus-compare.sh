@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Side by side: `facedb serve` and the real Milvus 2.3.5 of ../shared/peers/milvus, one after the
 # other on 127.0.0.1:19530, through the same pymilvus 2.2.7 code (../shared/peers/milvus/bench.py):
-# insert rows/s (raw gRPC batches), flush, load, FLAT nq=1 latency and nq=100 throughput, all
-# searches with consistency_level="Strong". Prints a two-column table; JSON in $OUT.
+# insert rows/s (raw gRPC batches), flush, load, index build time, nq=1 latency and nq=100
+# throughput per index and search setting, recall@10, all searches with consistency_level="Strong".
+# Prints a two-column table; JSON in $OUT.
 #
 # Usage: scripts/bench-milvus-compare.sh [N ...]        (default: 200000 1000000)
 # Env:   OUT (default target/bench-milvus), DATASET (random|face, default random), METRIC (L2|IP),
-#        NQ_LAT (nq=1 searches timed, default 100), ONLY (facedb|milvus: run one side only)
+#        NQ_LAT (nq=1 searches timed, default 100), ONLY (facedb|milvus: run one side only),
+#        INDEXES (bench.py's comma list: FLAT,IVF_FLAT,HNSW; default FLAT)
 # Needs root for the Milvus peer (see ../shared/peers/milvus/README.md); ports 19530, 9091, 2379
 # and Milvus's internal ones must be free.
 set -euo pipefail
@@ -17,6 +19,7 @@ DATASET="${DATASET:-random}"
 METRIC="${METRIC:-L2}"
 NQ_LAT="${NQ_LAT:-100}"
 ONLY="${ONLY:-}"
+INDEXES="${INDEXES:-FLAT}"
 SIZES=("$@")
 [[ ${#SIZES[@]} -gt 0 ]] || SIZES=(200000 1000000)
 export MILVUS_HOME="${MILVUS_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/facedb-peers/milvus}"
@@ -27,7 +30,7 @@ PY="$MILVUS_HOME/venv/bin/python"
 (cd "$ROOT" && cargo build --release -q -p facedb)
 FACEDB="$ROOT/target/release/facedb"
 
-common=(--dataset "$DATASET" --metric "$METRIC" --indexes FLAT --consistency Strong
+common=(--dataset "$DATASET" --metric "$METRIC" --indexes "$INDEXES" --consistency Strong
         --strong-sample 0 --nq 1000 --nq-lat "$NQ_LAT" --nq-batch 100 --batch 10000)
 
 wait_port() { for _ in $(seq 1 300); do (echo >/dev/tcp/127.0.0.1/19530) 2>/dev/null && return 0; sleep 0.1; done; return 1; }

@@ -17,7 +17,7 @@ def metrics(r):
         return {}
     flat = r.get("indexes", {}).get("FLAT", {})
     s = flat.get("searches", {}).get("-", {})
-    return {
+    out = {
         "insert rows/s (raw gRPC, batch 10k)": r.get("insert", {}).get("rows_per_s_wall"),
         "flush s": r.get("flush_s"),
         "load s": flat.get("load_s"),
@@ -28,6 +28,16 @@ def metrics(r):
         "server RSS after load MiB": (flat.get("mem_after_load") or {}).get("rss_mib"),
         "has_collection RPC p50 ms": (r.get("rpc_floor_has_collection_ms") or {}).get("p50"),
     }
+    for name, idx in r.get("indexes", {}).items():
+        if name == "FLAT":
+            continue
+        out[f"{name} build s"] = idx.get("build_s")
+        for tag, s in idx.get("searches", {}).items():
+            out[f"{name} {tag} nq=1 p50 ms (Strong)"] = s.get("nq1_latency_ms", {}).get("p50")
+            out[f"{name} {tag} nq=100 q/s (Strong)"] = s.get("batch", {}).get("qps")
+            out[f"{name} {tag} recall@10"] = s.get("recall_at_k")
+            out[f"{name} {tag} recall@1"] = s.get("recall_at_1")
+    return out
 
 
 out, sizes = sys.argv[1], sys.argv[2:]
