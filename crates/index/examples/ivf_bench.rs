@@ -13,7 +13,7 @@
 //! `4 × sqrt(n)` (as the peers' faiss IVF). For every index and setting it prints build
 //! time, bytes per vector, recall@1 / @10 against exact search, the share of enrolled probes
 //! whose genuine mate is the top-1 (exact search in brackets), batch q/s (`nq` queries in one
-//! call, best of 3) and one-query p50 / p99 latency, with 1 and 2 rayon threads, plus the
+//! call, best of 3 or `REPS`) and one-query p50 / p99 latency, with 1 and 2 rayon threads, plus the
 //! process CPU time per query (robust to other jobs on a shared machine) and the load
 //! average. `--cache DIR` keeps built indexes there (`load_index` on later runs; the build
 //! column then shows the time of the original build).
@@ -140,6 +140,14 @@ fn list(args: &[String], name: &str, default: &str) -> Vec<String> {
         .collect()
 }
 
+/// Batch repetitions (`REPS`, default 3): the best is reported.
+fn reps() -> usize {
+    std::env::var("REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+}
+
 fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -210,7 +218,7 @@ fn time_it(
     pool(threads).install(|| {
         let mut best = f64::INFINITY;
         let mut cpu = f64::INFINITY;
-        for _ in 0..3 {
+        for _ in 0..reps() {
             let (t, c) = (Instant::now(), cpu_s());
             std::hint::black_box(search(&queries[..nq * dim]));
             best = best.min(t.elapsed().as_secs_f64());
@@ -254,7 +262,12 @@ fn main() -> Result<(), String> {
         .iter()
         .filter_map(|s| s.parse().ok())
         .collect();
-    let cache = arg(&args, "--cache").map(|s| s.to_string());
+    let base_name = dir
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("data");
+    let cache = arg(&args, "--cache").map(|s| format!("{s}/{base_name}"));
     let threads: Vec<usize> = list(&args, "--threads", "1,2")
         .iter()
         .filter_map(|s| s.parse().ok())
@@ -436,6 +449,9 @@ fn build_cached(
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect();
     let name = cache.as_ref().map(|d| format!("{d}/{tag}_n{n}.idx"));
+    if let Some(d) = cache {
+        std::fs::create_dir_all(d).map_err(|e| format!("{d}: {e}"))?;
+    }
     if let Some(p) = &name {
         if let (Ok(bytes), Ok(t)) = (std::fs::read(p), std::fs::read_to_string(format!("{p}.s"))) {
             let idx =

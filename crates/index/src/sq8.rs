@@ -38,8 +38,13 @@ use crate::flat::{exact_rerank, is_allowed, prepare_queries, KeyRange, Neighbor}
 use crate::topk::{Candidate, TieBreak};
 use crate::Metric;
 
-/// Default re-ranking factor of SQ8 and IVF_SQ8: `k × 4` candidates are re-scored exactly.
-pub const DEFAULT_RERANK: usize = 4;
+/// Default re-ranking factor of SQ8 and IVF_SQ8: `k × 2` candidates (at least `k + 16`)
+/// are re-scored exactly. On the peers' face128 data (100k rows, `k = 10`) recall@1 and
+/// @10 were the same with factors 1, 2 and 4 (SQ8: 1.0000 / 1.0000; IVF_SQ8 at
+/// `nprobe = 384` of 1024: 1.0000 / 0.9946, equal to IVF_FLAT's): the integer keys rank
+/// well enough that `k + 16` candidates hold the exact top `k`; 2 leaves a margin for
+/// larger `k`.
+pub const DEFAULT_RERANK: usize = 2;
 /// Candidates re-scored are at least `k + MIN_EXTRA_CANDIDATES` (small `k` would otherwise
 /// re-score too few for 8-bit keys to be safe).
 pub const MIN_EXTRA_CANDIDATES: usize = 16;
@@ -92,6 +97,9 @@ impl Cands {
         self.buf.push(Candidate { key, row });
         if self.buf.len() >= 2 * self.k {
             self.cut(tb);
+        } else if self.buf.len() == self.k && self.thr == f32::INFINITY {
+            // The first `k` offered: the worst of them bounds the final `k`-th best.
+            self.thr = self.buf.iter().fold(f32::NEG_INFINITY, |m, c| m.max(c.key));
         }
     }
 
@@ -773,15 +781,21 @@ impl TileQueries {
         let mut w = vec![0i32; tiles * groups * TILE_LANES];
         let mut c0 = vec![0f32; tiles * TILE_LANES];
         let mut c1 = vec![0f32; tiles * TILE_LANES];
-        for (i, &qi) in qsel.iter().enumerate() {
-            let q = &qs[qi as usize];
-            let (t, lane) = (i / TILE_LANES, i % TILE_LANES);
-            let tile = &mut w[t * groups * TILE_LANES..(t + 1) * groups * TILE_LANES];
-            for (slot, &v) in tile[lane..].iter_mut().step_by(TILE_LANES).zip(&q.w4) {
-                *slot = v;
+        for (t, (tile, sel)) in w
+            .chunks_exact_mut(groups * TILE_LANES)
+            .zip(qsel.chunks(TILE_LANES))
+            .enumerate()
+        {
+            let rows: Vec<&[i32]> = sel.iter().map(|&qi| &qs[qi as usize].w4[..]).collect();
+            for (g, out) in tile.chunks_exact_mut(TILE_LANES).enumerate() {
+                for (o, r) in out.iter_mut().zip(&rows) {
+                    *o = r[g];
+                }
             }
-            c0[i] = q.c0;
-            c1[i] = q.c1;
+            for (lane, &qi) in sel.iter().enumerate() {
+                c0[t * TILE_LANES + lane] = qs[qi as usize].c0;
+                c1[t * TILE_LANES + lane] = qs[qi as usize].c1;
+            }
         }
         TileQueries {
             groups,
