@@ -42,7 +42,7 @@ use rayon::prelude::*;
 use crate::ann::{AnnParams, IndexError, IndexSpec, SearchKnobs, VectorIndex};
 use crate::blob::{BlobReader, BlobWriter, Slab};
 use crate::distance;
-use crate::flat::{count_allowed, exact_rerank, is_allowed, prepare_queries, KeyRange, Neighbor};
+use crate::flat::{count_allowed, is_allowed, prepare_queries, KeyRange, Neighbor};
 use crate::kmeans::{assign_with, kmeans, KMeansParams, Rng};
 use crate::sq8::{
     self, candidates, check_input, checked_section, code_isa, code_stride, metric_code, metric_of,
@@ -456,8 +456,11 @@ fn search_ivf<S: Store>(
                 })
                 .collect();
             let fresh = || (0..nq).map(|_| Cands::new(heap)).collect::<Vec<_>>();
+            // Few, large splits: every split carries one candidate list per query.
+            let min_len = work.len().div_ceil(4 * rayon::current_num_threads()).max(1);
             let found = work
                 .par_iter()
+                .with_min_len(min_len)
                 .fold(fresh, |mut tops, &li| {
                     let (s, e) = span(offsets, li);
                     let qsel = &by_list[li as usize];
@@ -1099,17 +1102,7 @@ impl Store for IvfSq8Index {
     }
 
     fn finish(&self, vectors: &[f32], qv: &[f32], top: Cands, p: &AnnParams<'_>) -> Vec<Neighbor> {
-        exact_rerank(
-            self.lists.metric,
-            vectors,
-            self.lists.dim,
-            qv,
-            top.into_sorted(p.tiebreak).into_iter().map(|c| c.row),
-            p.k,
-            p.range,
-            p.allowed,
-            p.tiebreak,
-        )
+        sq8::rerank(self.lists.metric, vectors, self.lists.dim, qv, top, p)
     }
 }
 
@@ -1330,6 +1323,61 @@ mod x86 {
                     h |= (_mm512_cmp_ps_mask::<_CMP_LE_OQ>(k, t) as u32) << (i * 16);
                 }
                 hits[l] = h;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_keys_agree_bit_for_bit_on_every_path() {
+        let mut rng = Rng::new(3);
+        let mut f = || (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+        for (nlist, dim) in [(37, 16), (300, 128), (16, 5)] {
+            let centroids: Vec<f32> = (0..nlist * dim).map(|_| f()).collect();
+            let qs: Vec<f32> = (0..4 * dim).map(|_| f()).collect();
+            let c = Coarse::new(&centroids, dim);
+            for ip in [false, true] {
+                // Reference: one sequential FMA chain per (query, list).
+                let mut want = vec![0f32; 4 * c.padded];
+                for (qi, q) in qs.chunks_exact(dim).enumerate() {
+                    for l in 0..nlist {
+                        let mut acc = 0f32;
+                        for j in 0..dim {
+                            acc = q[j].mul_add(centroids[l * dim + j], acc);
+                        }
+                        want[qi * c.padded + l] = if ip {
+                            0.0 - acc
+                        } else {
+                            acc.mul_add(-2.0, c.cn2[l])
+                        };
+                    }
+                }
+                let mut one = vec![0f32; 4 * c.padded];
+                for (q, o) in qs.chunks_exact(dim).zip(one.chunks_exact_mut(c.padded)) {
+                    c.keys(q, ip, o);
+                }
+                let mut four = vec![0f32; 4 * c.padded];
+                c.keys4(&qs, ip, &mut four);
+                for qi in 0..4 {
+                    let r = qi * c.padded..qi * c.padded + nlist;
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&one[r.clone()]), bits(&want[r.clone()]), "{nlist} {dim}");
+                    assert_eq!(bits(&four[r.clone()]), bits(&want[r]), "{nlist} {dim} x4");
+                }
+                #[cfg(target_arch = "x86_64")]
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    let mut avx2 = vec![0f32; c.padded];
+                    // SAFETY: AVX2 + FMA detected; extents as Coarse::keys asserts.
+                    unsafe {
+                        x86::coarse_keys_avx2(&c.ct, c.padded, &qs[..dim], &c.cn2, ip, &mut avx2)
+                    };
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&avx2[..nlist]), bits(&want[..nlist]), "avx2");
+                }
             }
         }
     }

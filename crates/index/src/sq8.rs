@@ -443,6 +443,39 @@ pub(crate) fn scan_block(
     }
 }
 
+/// Exact re-ranking of one query's candidates (`qv` prepared) with the segment's `f32`
+/// vectors; the candidates' rows are prefetched first (they are scattered over the segment,
+/// so their cache misses then overlap).
+pub(crate) fn rerank(
+    metric: Metric,
+    vectors: &[f32],
+    dim: usize,
+    qv: &[f32],
+    cands: Cands,
+    p: &AnnParams<'_>,
+) -> Vec<Neighbor> {
+    let rows: Vec<u32> = cands
+        .into_sorted(p.tiebreak)
+        .into_iter()
+        .map(|c| c.row)
+        .collect();
+    #[cfg(target_arch = "x86_64")]
+    for &r in &rows {
+        let x = &vectors[r as usize * dim..(r as usize + 1) * dim];
+        for line in x.chunks(16) {
+            // SAFETY: a prefetch of an address inside `vectors`; it never faults.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    line.as_ptr() as *const i8,
+                )
+            };
+        }
+    }
+    exact_rerank(
+        metric, vectors, dim, qv, rows, p.k, p.range, p.allowed, p.tiebreak,
+    )
+}
+
 /// Metric number stored in index blobs.
 pub(crate) fn metric_code(m: Metric) -> f64 {
     match m {
@@ -633,17 +666,7 @@ impl VectorIndex for Sq8Index {
             p,
         );
         let rerank = |(qi, t): (usize, Cands)| {
-            exact_rerank(
-                self.metric,
-                vectors,
-                dim,
-                &prepared[qi * dim..(qi + 1) * dim],
-                t.into_sorted(p.tiebreak).into_iter().map(|c| c.row),
-                p.k,
-                p.range,
-                p.allowed,
-                p.tiebreak,
-            )
+            rerank(self.metric, vectors, dim, &prepared[qi * dim..(qi + 1) * dim], t, p)
         };
         if nq > 1 {
             tops.into_par_iter().enumerate().map(rerank).collect()
