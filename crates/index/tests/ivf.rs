@@ -179,7 +179,9 @@ fn recall_at_defaults_on_face_like_data() {
             }
         }
     }
-    assert_eq!(default_nprobe(256), 16);
+    assert_eq!(default_nprobe(256), 96);
+    assert_eq!(default_nprobe(1024), 384);
+    assert_eq!(default_nprobe(1), 1);
 }
 
 #[test]
