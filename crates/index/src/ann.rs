@@ -272,6 +272,14 @@ pub fn build_index(
         IndexSpec::Flat => Err(IndexError::InvalidParameter(
             "FLAT has no index to build".into(),
         )),
+        IndexSpec::Hnsw { m, ef_construction } => Ok(Box::new(crate::hnsw::Hnsw::build(
+            metric,
+            vectors,
+            dim,
+            m,
+            ef_construction,
+            seed,
+        )?)),
         _ => Err(IndexError::InvalidParameter(format!(
             "index type {} is not implemented yet",
             spec.name()
@@ -285,8 +293,11 @@ pub fn build_index(
 /// [`IndexError::Corrupt`] for a damaged blob or an unknown kind.
 pub fn load_index(blob: Blob) -> Result<Box<dyn VectorIndex>, IndexError> {
     let r = BlobReader::open(blob)?;
-    Err(IndexError::Corrupt(format!(
-        "unknown index kind {}",
-        r.kind()
-    )))
+    match r.kind() {
+        crate::hnsw::KIND => Ok(Box::new(crate::hnsw::Hnsw::load(&r)?)),
+        _ => Err(IndexError::Corrupt(format!(
+            "unknown index kind {}",
+            r.kind()
+        ))),
+    }
 }

@@ -20,6 +20,7 @@ pub mod ann;
 pub mod blob;
 pub mod distance;
 mod flat;
+pub mod hnsw;
 mod topk;
 
 pub use ann::{

@@ -1,0 +1,1120 @@
+//! HNSW: hierarchical navigable small-world graph (Malkov & Yashunin, *Efficient and robust
+//! approximate nearest neighbor search using Hierarchical Navigable Small World graphs*,
+//! IEEE TPAMI 42(4), 2018).
+//!
+//! # Graph
+//! - Each row gets a level `floor(-ln(U) / ln(M))` (`U` uniform in `(0, 1]`, drawn from the
+//!   build `seed` and the row number, so levels do not depend on thread timing).
+//! - Layer 0 keeps up to `2 × M` links per row, upper layers up to `M`.
+//! - Neighbours are chosen with the paper's heuristic (Algorithm 4, as hnswlib: a candidate is
+//!   kept when it is closer to the new row than to every neighbour kept so far), both for a
+//!   new row's own links (`M` of them on every layer) and when a full neighbour list is
+//!   shrunk after a reverse link.
+//! - Rows are inserted in parallel on the rayon pool with one lock per row (as hnswlib's
+//!   `add_items`). Graphs of two parallel builds with the same seed may differ slightly
+//!   (insertion interleaving); recall does not.
+//!
+//! # Vectors and scores
+//! The index does not own the vectors: build and search take the segment's `rows × dim`
+//! row-major `f32` slice. Traversal scores rows exactly with the [`crate::distance`] kernels
+//! (squared L2; `-dot` for IP; `-dot × 1/|x|` with a stored inverse norm per row and a
+//! unit-normalised query for COSINE). The final candidates are ordered by exact key and the
+//! caller's tie-break and cut to `k`; for COSINE they are re-scored with the same row kernel
+//! as FLAT, so every returned score equals [`crate::flat_search`]'s for that row.
+//!
+//! # Search
+//! `ef` (candidate list size) = `knobs.ef`, default [`DEFAULT_EF`] (`max(k, 64)` on face-like
+//! data gives recall@10 >= 0.99 at 100k rows, see the crate's `hnsw_bench` example), raised
+//! to at least `k` and `k × knobs.rerank`.
+//! - `allowed` (deleted or filtered-out rows): the graph is traversed through every row, but
+//!   only allowed rows enter the result list (hnswlib's filter). Exploration continues until
+//!   `ef` allowed rows are held, so a selectivity `s` explores about `ef / s` rows. When no
+//!   more than `ef` rows are allowed, or the segment has no more than `ef` rows, the allowed
+//!   rows are scored exactly instead (the result is then exact).
+//! - `range`: rows whose key is under `range.lo` (closer than `range_filter`) are traversed
+//!   but not collected; the result list is the usual `ef` nearest rows at or beyond `lo`, of
+//!   which those under `range.hi` (the radius) are returned. Range search is therefore
+//!   approximate beyond the `ef` candidates the search collects: a row within the radius
+//!   but not among them is not returned.
+//! - Queries of one call run in parallel on the rayon pool. Each thread keeps a reusable
+//!   scratch (a generation-stamped visited array of one `u16` per row, the heaps), so a query
+//!   allocates only its result.
+//!
+//! # File layout (sections of [`crate::blob`], kind `"HNSW"`)
+//! - `links0`: `u32`, `rows × (1 + 2M)`: per row the link count then the links of layer 0;
+//! - `upper_off`: `u32`, `rows + 1`: row `i` owns upper-layer blocks
+//!   `upper_off[i] .. upper_off[i + 1]` (its level is their number);
+//! - `upper`: `u32`, blocks of `1 + M` (count, links), block `upper_off[i] + l - 1` = layer `l`;
+//! - `inv_norms`: `f32`, `rows` (COSINE only, else empty): `1 / |x|`, 0 for a zero row;
+//! - meta: `rows`, `dim`, `m`, `ef_construction`, `metric` (0 L2, 1 IP, 2 COSINE), `entry`,
+//!   `max_level`.
+//!
+//! [`Hnsw::load`] checks every count and link against the row count, so a damaged file is an
+//! [`IndexError::Corrupt`], never a panic.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::ann::{AnnParams, IndexError, IndexSpec, VectorIndex};
+use crate::blob::{BlobReader, BlobWriter, Slab};
+use crate::distance::{self, Isa};
+use crate::flat::{self, KeyRange, Neighbor};
+use crate::topk::TieBreak;
+use crate::Metric;
+
+/// Blob kind of an HNSW index.
+pub const KIND: &str = "HNSW";
+
+/// Default search `ef` when a request gives none: `max(k, DEFAULT_EF)`.
+pub const DEFAULT_EF: usize = 64;
+
+// ---------------------------------------------------------------------------- kernels
+
+/// Distance kernels as static functions, so that the graph loops are compiled once per
+/// instruction set with the kernels inlined.
+trait Kern {
+    fn l2(a: &[f32], b: &[f32]) -> f32;
+    fn dot(a: &[f32], b: &[f32]) -> f32;
+}
+
+struct Scalar;
+impl Kern for Scalar {
+    #[inline(always)]
+    fn l2(a: &[f32], b: &[f32]) -> f32 {
+        distance::l2_sq_scalar(a, b)
+    }
+    #[inline(always)]
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        distance::dot_scalar(a, b)
+    }
+}
+
+/// Only instantiated inside functions entered after [`distance::isa`] detected AVX2 + FMA.
+#[cfg(target_arch = "x86_64")]
+struct Avx2;
+#[cfg(target_arch = "x86_64")]
+impl Kern for Avx2 {
+    #[inline(always)]
+    fn l2(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see the type's comment.
+        unsafe { distance::x86::l2_sq_avx2(a, b) }
+    }
+    #[inline(always)]
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see the type's comment.
+        unsafe { distance::x86::dot_avx2(a, b) }
+    }
+}
+
+/// Only instantiated inside functions entered after [`distance::isa`] detected AVX-512F.
+#[cfg(target_arch = "x86_64")]
+struct Avx512;
+#[cfg(target_arch = "x86_64")]
+impl Kern for Avx512 {
+    #[inline(always)]
+    fn l2(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see the type's comment.
+        unsafe { distance::x86::l2_sq_avx512(a, b) }
+    }
+    #[inline(always)]
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see the type's comment.
+        unsafe { distance::x86::dot_avx512(a, b) }
+    }
+}
+
+/// Defines `$name(args) -> ret` calling `$generic::<K>(args)` with `K` the kernels of this
+/// CPU, inside a function compiled for that instruction set.
+macro_rules! isa_dispatch {
+    ($name:ident, $generic:ident, ($($arg:ident : $ty:ty),*) -> $ret:ty) => {
+        fn $name($($arg: $ty),*) -> $ret {
+            match distance::isa() {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => {
+                    #[target_feature(enable = "avx512f")]
+                    unsafe fn f($($arg: $ty),*) -> $ret {
+                        $generic::<Avx512>($($arg),*)
+                    }
+                    // SAFETY: AVX-512F was detected by distance::isa().
+                    unsafe { f($($arg),*) }
+                }
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => {
+                    #[target_feature(enable = "avx2,fma")]
+                    unsafe fn f($($arg: $ty),*) -> $ret {
+                        $generic::<Avx2>($($arg),*)
+                    }
+                    // SAFETY: AVX2 and FMA were detected by distance::isa().
+                    unsafe { f($($arg),*) }
+                }
+                _ => $generic::<Scalar>($($arg),*),
+            }
+        }
+    };
+}
+
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// The vectors of a segment seen through the index's metric.
+#[derive(Clone, Copy)]
+struct Space<'a> {
+    vectors: &'a [f32],
+    dim: usize,
+    metric: Metric,
+    /// `1 / |x|` per row for COSINE, empty otherwise.
+    inv: &'a [f32],
+}
+
+impl<'a> Space<'a> {
+    #[inline(always)]
+    fn row(&self, r: u32) -> &'a [f32] {
+        let s = r as usize * self.dim;
+        &self.vectors[s..s + self.dim]
+    }
+
+    /// Key (smaller is better) of row `r` for a prepared query (unit length for COSINE).
+    #[inline(always)]
+    fn key<K: Kern>(&self, q: &[f32], r: u32) -> f32 {
+        let x = self.row(r);
+        match self.metric {
+            Metric::L2 => K::l2(x, q),
+            Metric::Ip => -K::dot(x, q),
+            Metric::Cosine => -(K::dot(x, q) * self.inv[r as usize]),
+        }
+    }
+
+    /// Key between two rows.
+    #[inline(always)]
+    fn key_rows<K: Kern>(&self, a: u32, b: u32) -> f32 {
+        let (x, y) = (self.row(a), self.row(b));
+        match self.metric {
+            Metric::L2 => K::l2(x, y),
+            Metric::Ip => -K::dot(x, y),
+            Metric::Cosine => -(K::dot(x, y) * self.inv[a as usize] * self.inv[b as usize]),
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch_row(&self, r: u32) {
+        let p = self.vectors.as_ptr().wrapping_add(r as usize * self.dim);
+        prefetch(p);
+        prefetch(p.wrapping_add(16));
+    }
+}
+
+/// `1 / |x|` of every row (0 for a zero row).
+fn inverse_norms(vectors: &[f32], dim: usize) -> Vec<f32> {
+    vectors
+        .par_chunks(dim)
+        .map(|x| {
+            let n = distance::norm(x);
+            if n > 0.0 {
+                1.0 / n
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------- heaps
+
+#[derive(Debug, Clone, Copy)]
+struct Cand {
+    key: f32,
+    id: u32,
+}
+
+/// A binary heap of candidates: `MAX` = root is the largest key (the result list), otherwise
+/// the smallest (the candidate queue).
+#[derive(Default)]
+struct Heap<const MAX: bool> {
+    v: Vec<Cand>,
+}
+
+impl<const MAX: bool> Heap<MAX> {
+    #[inline(always)]
+    fn above(a: f32, b: f32) -> bool {
+        if MAX {
+            a > b
+        } else {
+            a < b
+        }
+    }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.v.len()
+    }
+    #[inline(always)]
+    fn clear(&mut self) {
+        self.v.clear();
+    }
+    #[inline(always)]
+    fn peek_key(&self) -> f32 {
+        self.v[0].key
+    }
+    #[inline]
+    fn push(&mut self, c: Cand) {
+        let mut i = self.v.len();
+        self.v.push(c);
+        while i > 0 {
+            let p = (i - 1) / 2;
+            if Self::above(c.key, self.v[p].key) {
+                self.v[i] = self.v[p];
+                i = p;
+            } else {
+                break;
+            }
+        }
+        self.v[i] = c;
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<Cand> {
+        let last = self.v.pop()?;
+        if self.v.is_empty() {
+            return Some(last);
+        }
+        let top = self.v[0];
+        let n = self.v.len();
+        let mut i = 0;
+        loop {
+            let l = 2 * i + 1;
+            if l >= n {
+                break;
+            }
+            let r = l + 1;
+            let c = if r < n && Self::above(self.v[r].key, self.v[l].key) {
+                r
+            } else {
+                l
+            };
+            if Self::above(self.v[c].key, last.key) {
+                self.v[i] = self.v[c];
+                i = c;
+            } else {
+                break;
+            }
+        }
+        self.v[i] = last;
+        Some(top)
+    }
+}
+
+// ---------------------------------------------------------------------------- scratch
+
+/// Per-thread buffers reused across queries and insertions.
+#[derive(Default)]
+struct Scratch {
+    /// Visited stamps, one per row; a row is visited when its stamp equals `stamp`.
+    visited: Vec<u16>,
+    stamp: u16,
+    cand: Heap<false>,
+    top: Heap<true>,
+    links: Vec<u32>,
+    q: Vec<f32>,
+    sorted: Vec<Cand>,
+    sel: Vec<Cand>,
+}
+
+impl Scratch {
+    /// Starts a traversal over `n` rows: nothing is visited.
+    #[inline]
+    fn new_visit(&mut self, n: usize) {
+        if self.visited.len() < n {
+            self.visited.resize(n, 0);
+        }
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.visited.fill(0);
+            self.stamp = 1;
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch (a fresh one if it is already in use).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|c| match c.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+// ---------------------------------------------------------------------------- graphs
+
+/// Read access to neighbour lists.
+trait Graph: Sync {
+    /// Links of row `id` on `level` (the row has that level).
+    fn links<'a>(&'a self, id: u32, level: usize, buf: &'a mut Vec<u32>) -> &'a [u32];
+    /// Prefetch hint for the links of `id` on layer 0.
+    #[inline(always)]
+    fn prefetch_links0(&self, _id: u32) {}
+}
+
+/// A finished graph: plain arrays (owned or in a blob).
+struct Frozen<'a> {
+    links0: &'a [u32],
+    stride0: usize,
+    upper_off: &'a [u32],
+    upper: &'a [u32],
+    stride: usize,
+}
+
+impl Graph for Frozen<'_> {
+    #[inline(always)]
+    fn links<'a>(&'a self, id: u32, level: usize, _buf: &'a mut Vec<u32>) -> &'a [u32] {
+        let (arr, s, w) = if level == 0 {
+            (self.links0, id as usize * self.stride0, self.stride0)
+        } else {
+            let b = self.upper_off[id as usize] as usize + level - 1;
+            (self.upper, b * self.stride, self.stride)
+        };
+        let c = (arr[s] as usize).min(w - 1);
+        &arr[s + 1..s + 1 + c]
+    }
+    #[inline(always)]
+    fn prefetch_links0(&self, id: u32) {
+        let p = self
+            .links0
+            .as_ptr()
+            .wrapping_add(id as usize * self.stride0);
+        prefetch(p as *const f32);
+    }
+}
+
+/// A graph under construction: atomic slots (readers copy a list without a lock and may see
+/// it mid-update, which only changes the path a search takes), one lock per row for writers.
+struct Building {
+    m: usize,
+    m0: usize,
+    links0: Vec<AtomicU32>,
+    upper_off: Vec<u32>,
+    upper: Vec<AtomicU32>,
+    locks: Vec<Mutex<()>>,
+}
+
+impl Building {
+    #[inline(always)]
+    fn slot(&self, id: u32, level: usize) -> &[AtomicU32] {
+        if level == 0 {
+            let s = id as usize * (1 + self.m0);
+            &self.links0[s..s + 1 + self.m0]
+        } else {
+            let b = self.upper_off[id as usize] as usize + level - 1;
+            &self.upper[b * (1 + self.m)..(b + 1) * (1 + self.m)]
+        }
+    }
+}
+
+impl Graph for Building {
+    #[inline(always)]
+    fn links<'a>(&'a self, id: u32, level: usize, buf: &'a mut Vec<u32>) -> &'a [u32] {
+        let sl = self.slot(id, level);
+        let c = (sl[0].load(Relaxed) as usize).min(sl.len() - 1);
+        buf.clear();
+        buf.extend(sl[1..1 + c].iter().map(|a| a.load(Relaxed)));
+        buf
+    }
+}
+
+/// Which rows may enter the result list.
+#[derive(Clone, Copy)]
+struct Filter<'a> {
+    allowed: Option<&'a [u64]>,
+    /// Keys under this are traversed but not collected (range search's `range_filter`).
+    lo: f32,
+}
+
+impl Filter<'_> {
+    const NONE: Filter<'static> = Filter {
+        allowed: None,
+        lo: f32::NEG_INFINITY,
+    };
+    #[inline(always)]
+    fn active(&self) -> bool {
+        self.allowed.is_some() || self.lo > f32::NEG_INFINITY
+    }
+    #[inline(always)]
+    fn accepts(&self, id: u32, key: f32) -> bool {
+        key >= self.lo && flat::is_allowed(self.allowed, id as usize)
+    }
+}
+
+/// Greedy descent on one upper layer: moves to the closest neighbour until none is closer.
+#[inline(always)]
+fn greedy<K: Kern, G: Graph>(
+    g: &G,
+    sp: &Space<'_>,
+    q: &[f32],
+    mut cur: Cand,
+    level: usize,
+    buf: &mut Vec<u32>,
+) -> Cand {
+    loop {
+        let mut changed = false;
+        for &nb in g.links(cur.id, level, buf) {
+            let d = sp.key::<K>(q, nb);
+            if d < cur.key {
+                cur = Cand { key: d, id: nb };
+                changed = true;
+            }
+        }
+        if !changed {
+            return cur;
+        }
+    }
+}
+
+/// Best-first search of one layer from `entry` (the paper's Algorithm 2). Leaves up to `ef`
+/// accepted rows in `s.top`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn search_layer<K: Kern, G: Graph>(
+    g: &G,
+    n: usize,
+    sp: &Space<'_>,
+    q: &[f32],
+    entry: Cand,
+    level: usize,
+    ef: usize,
+    filter: &Filter<'_>,
+    s: &mut Scratch,
+) {
+    s.new_visit(n);
+    let Scratch {
+        visited,
+        stamp,
+        cand,
+        top,
+        links: buf,
+        ..
+    } = s;
+    let stamp = *stamp;
+    cand.clear();
+    top.clear();
+    visited[entry.id as usize] = stamp;
+    cand.push(entry);
+    let filtering = filter.active();
+    if !filtering || filter.accepts(entry.id, entry.key) {
+        top.push(entry);
+    }
+    let mut bound = if top.len() > 0 {
+        top.peek_key()
+    } else {
+        f32::INFINITY
+    };
+    while let Some(c) = cand.pop() {
+        if c.key > bound && top.len() >= ef {
+            break;
+        }
+        let links = g.links(c.id, level, buf);
+        if let Some(&first) = links.first() {
+            sp.prefetch_row(first);
+        }
+        for (j, &nb) in links.iter().enumerate() {
+            if let Some(&next) = links.get(j + 1) {
+                sp.prefetch_row(next);
+            }
+            let v = &mut visited[nb as usize];
+            if *v == stamp {
+                continue;
+            }
+            *v = stamp;
+            let d = sp.key::<K>(q, nb);
+            if top.len() < ef || d < bound {
+                cand.push(Cand { key: d, id: nb });
+                g.prefetch_links0(cand.v[0].id);
+                if !filtering || filter.accepts(nb, d) {
+                    top.push(Cand { key: d, id: nb });
+                    if top.len() > ef {
+                        top.pop();
+                    }
+                }
+                if top.len() > 0 {
+                    bound = top.peek_key();
+                }
+            }
+        }
+    }
+}
+
+/// The paper's Algorithm 4 (hnswlib's `getNeighborsByHeuristic2`): from `cands` sorted by
+/// key (distance to the base row), keep a candidate when it is closer to the base than to
+/// every candidate kept so far; at most `m`.
+#[inline(always)]
+fn select_heuristic<K: Kern>(sp: &Space<'_>, cands: &[Cand], m: usize, out: &mut Vec<Cand>) {
+    out.clear();
+    if cands.len() < m {
+        out.extend_from_slice(cands);
+        return;
+    }
+    for &c in cands {
+        if out.len() >= m {
+            break;
+        }
+        if out.iter().all(|s| sp.key_rows::<K>(s.id, c.id) >= c.key) {
+            out.push(c);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------- the index
+
+/// An HNSW index over one segment's vectors (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Hnsw {
+    metric: Metric,
+    dim: usize,
+    n: usize,
+    m: usize,
+    ef_construction: usize,
+    links0: Slab<u32>,
+    upper_off: Slab<u32>,
+    upper: Slab<u32>,
+    inv_norms: Slab<f32>,
+    entry: u32,
+    max_level: usize,
+}
+
+struct BuildCtx<'a> {
+    g: Building,
+    sp: Space<'a>,
+    n: usize,
+    ef_construction: usize,
+    /// (entry row, its level), with the lock hnswlib calls `global`.
+    top: Mutex<(u32, usize)>,
+}
+
+fn level_of(g: &Building, id: u32) -> usize {
+    (g.upper_off[id as usize + 1] - g.upper_off[id as usize]) as usize
+}
+
+/// Inserts row `q` (the paper's Algorithm 1).
+fn insert<K: Kern>(cx: &BuildCtx<'_>, q: u32, s: &mut Scratch) {
+    let g = &cx.g;
+    let sp = &cx.sp;
+    let lvl = level_of(g, q);
+    let guard = cx.top.lock().unwrap_or_else(|e| e.into_inner());
+    let (ep, max_level) = *guard;
+    // A new top level keeps the global lock for the whole insertion (as hnswlib).
+    let held = if lvl > max_level {
+        Some(guard)
+    } else {
+        drop(guard);
+        None
+    };
+    let mut qv = std::mem::take(&mut s.q);
+    qv.clear();
+    qv.extend_from_slice(sp.row(q));
+    if sp.metric == Metric::Cosine {
+        let inv = sp.inv[q as usize];
+        qv.iter_mut().for_each(|v| *v *= inv);
+    }
+    let mut cur = Cand {
+        key: sp.key::<K>(&qv, ep),
+        id: ep,
+    };
+    for level in (lvl + 1..=max_level).rev() {
+        cur = greedy::<K, _>(g, sp, &qv, cur, level, &mut s.links);
+    }
+    for level in (0..=lvl.min(max_level)).rev() {
+        search_layer::<K, _>(
+            g,
+            cx.n,
+            sp,
+            &qv,
+            cur,
+            level,
+            cx.ef_construction,
+            &Filter::NONE,
+            s,
+        );
+        s.sorted.clear();
+        s.sorted.extend_from_slice(&s.top.v);
+        s.sorted
+            .sort_unstable_by(|a, b| a.key.total_cmp(&b.key).then(a.id.cmp(&b.id)));
+        let mut sel = std::mem::take(&mut s.sel);
+        select_heuristic::<K>(sp, &s.sorted, g.m, &mut sel);
+        {
+            let _l = g.locks[q as usize]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let slot = g.slot(q, level);
+            for (i, c) in sel.iter().enumerate() {
+                slot[1 + i].store(c.id, Relaxed);
+            }
+            slot[0].store(sel.len() as u32, Relaxed);
+        }
+        for c in &sel {
+            connect::<K>(cx, c.id, q, c.key, level, s);
+        }
+        if let Some(c) = sel.first() {
+            cur = *c;
+        }
+        s.sel = sel;
+    }
+    s.q = qv;
+    if let Some(mut guard) = held {
+        *guard = (q, lvl);
+    }
+}
+
+/// Adds the reverse link `to -> q` on `level`; a full list is shrunk with the heuristic.
+fn connect<K: Kern>(cx: &BuildCtx<'_>, to: u32, q: u32, key: f32, level: usize, s: &mut Scratch) {
+    let g = &cx.g;
+    let max = if level == 0 { g.m0 } else { g.m };
+    let _l = g.locks[to as usize]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let slot = g.slot(to, level);
+    let c = (slot[0].load(Relaxed) as usize).min(max);
+    if slot[1..1 + c].iter().any(|a| a.load(Relaxed) == q) {
+        return;
+    }
+    if c < max {
+        slot[1 + c].store(q, Relaxed);
+        slot[0].store(c as u32 + 1, Relaxed);
+        return;
+    }
+    let mut cands = std::mem::take(&mut s.sorted);
+    cands.clear();
+    cands.push(Cand { key, id: q });
+    for a in &slot[1..1 + c] {
+        let id = a.load(Relaxed);
+        cands.push(Cand {
+            key: cx.sp.key_rows::<K>(to, id),
+            id,
+        });
+    }
+    cands.sort_unstable_by(|a, b| a.key.total_cmp(&b.key).then(a.id.cmp(&b.id)));
+    let mut out = std::mem::take(&mut s.sel);
+    select_heuristic::<K>(&cx.sp, &cands, max, &mut out);
+    for (i, o) in out.iter().enumerate() {
+        slot[1 + i].store(o.id, Relaxed);
+    }
+    slot[0].store(out.len() as u32, Relaxed);
+    s.sorted = cands;
+    s.sel = out;
+}
+
+isa_dispatch!(insert_isa, insert, (cx: &BuildCtx<'_>, q: u32, s: &mut Scratch) -> ());
+
+/// SplitMix64: a seeded, order-independent stream for level assignment.
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// One search, everything but the queries.
+struct Query<'a> {
+    k: usize,
+    ef: usize,
+    filter: Filter<'a>,
+    range: KeyRange,
+    tiebreak: TieBreak<'a>,
+}
+
+impl Hnsw {
+    /// Builds the graph over `vectors` (`rows × dim`, row-major) for `metric`, with `M = m`
+    /// links per node on the upper layers (`2M` on layer 0) and candidate lists of
+    /// `ef_construction` while inserting. Levels are drawn from `seed`. Runs on the rayon
+    /// pool.
+    ///
+    /// # Errors
+    /// [`IndexError::InvalidParameter`]: `m` outside `4..=64`, `ef_construction` outside
+    /// `8..=512`, `dim == 0`, `vectors.len()` not a multiple of `dim`, or more than
+    /// `u32::MAX - 1` rows.
+    pub fn build(
+        metric: Metric,
+        vectors: &[f32],
+        dim: usize,
+        m: usize,
+        ef_construction: usize,
+        seed: u64,
+    ) -> Result<Hnsw, IndexError> {
+        IndexSpec::Hnsw { m, ef_construction }.validate()?;
+        if dim == 0 || !vectors.len().is_multiple_of(dim) {
+            return Err(IndexError::InvalidParameter(format!(
+                "vectors of {} floats are not rows of dim {dim}",
+                vectors.len()
+            )));
+        }
+        let n = vectors.len() / dim;
+        if n >= u32::MAX as usize {
+            return Err(IndexError::InvalidParameter(format!(
+                "{n} rows: an HNSW index holds at most {} rows",
+                u32::MAX - 1
+            )));
+        }
+        let m0 = 2 * m;
+        let mult = 1.0 / (m as f64).ln();
+        let levels: Vec<u32> = (0..n as u64)
+            .map(|i| {
+                let r = splitmix64(seed ^ splitmix64(i));
+                let u = ((r >> 11) + 1) as f64 / (1u64 << 53) as f64; // (0, 1]
+                (-u.ln() * mult) as u32
+            })
+            .collect();
+        let mut upper_off = Vec::with_capacity(n + 1);
+        let mut acc = 0u32;
+        upper_off.push(0);
+        for &l in &levels {
+            acc += l;
+            upper_off.push(acc);
+        }
+        let inv = if metric == Metric::Cosine {
+            inverse_norms(vectors, dim)
+        } else {
+            Vec::new()
+        };
+        let g = Building {
+            m,
+            m0,
+            links0: (0..n * (1 + m0)).map(|_| AtomicU32::new(0)).collect(),
+            upper_off,
+            upper: (0..acc as usize * (1 + m))
+                .map(|_| AtomicU32::new(0))
+                .collect(),
+            locks: (0..n).map(|_| Mutex::new(())).collect(),
+        };
+        let (entry, max_level) = if n == 0 {
+            (0, 0)
+        } else {
+            (0u32, levels[0] as usize)
+        };
+        let cx = BuildCtx {
+            g,
+            sp: Space {
+                vectors,
+                dim,
+                metric,
+                inv: &inv,
+            },
+            n,
+            ef_construction,
+            top: Mutex::new((entry, max_level)),
+        };
+        if n > 1 {
+            (1..n as u32)
+                .into_par_iter()
+                .for_each(|q| with_scratch(|s| insert_isa(&cx, q, s)));
+        }
+        let (entry, max_level) = cx.top.into_inner().unwrap_or_else(|e| e.into_inner());
+        let g = cx.g;
+        Ok(Hnsw {
+            metric,
+            dim,
+            n,
+            m,
+            ef_construction,
+            links0: Slab::owned(g.links0.into_iter().map(AtomicU32::into_inner).collect()),
+            upper_off: Slab::owned(g.upper_off),
+            upper: Slab::owned(g.upper.into_iter().map(AtomicU32::into_inner).collect()),
+            inv_norms: Slab::owned(inv),
+            entry,
+            max_level,
+        })
+    }
+
+    /// Opens an index serialised by [`VectorIndex::to_blob`], in place (the graph arrays
+    /// point into the blob).
+    ///
+    /// # Errors
+    /// [`IndexError::Corrupt`]: not an HNSW blob, missing or inconsistent sections, a link
+    /// count above its layer's maximum or a link to a row that does not exist.
+    pub fn load(r: &BlobReader) -> Result<Hnsw, IndexError> {
+        let bad = |why: String| Err(IndexError::Corrupt(format!("HNSW: {why}")));
+        if r.kind() != KIND {
+            return bad(format!("blob kind {}", r.kind()));
+        }
+        let n = r.meta_usize("rows")?;
+        let dim = r.meta_usize("dim")?;
+        let m = r.meta_usize("m")?;
+        let ef_construction = r.meta_usize("ef_construction")?;
+        let metric = match r.meta_usize("metric")? {
+            0 => Metric::L2,
+            1 => Metric::Ip,
+            2 => Metric::Cosine,
+            x => return bad(format!("metric code {x}")),
+        };
+        let entry = r.meta_usize("entry")?;
+        let max_level = r.meta_usize("max_level")?;
+        if (IndexSpec::Hnsw { m, ef_construction }).validate().is_err() || dim == 0 {
+            return bad(format!("M={m} efConstruction={ef_construction} dim={dim}"));
+        }
+        if n >= u32::MAX as usize || (n > 0 && entry >= n) || (n == 0 && entry != 0) {
+            return bad(format!("rows {n}, entry {entry}"));
+        }
+        let links0 = r.section::<u32>("links0")?;
+        let upper_off = r.section::<u32>("upper_off")?;
+        let upper = r.section::<u32>("upper")?;
+        let inv_norms = r.section::<f32>("inv_norms")?;
+        let (s0, s1) = (1 + 2 * m, 1 + m);
+        if Some(links0.len()) != n.checked_mul(s0) {
+            return bad(format!("links0 has {} entries", links0.len()));
+        }
+        if upper_off.len() != n + 1 || upper_off[0] != 0 {
+            return bad("upper_off size".into());
+        }
+        if upper_off.windows(2).any(|w| w[1] < w[0]) {
+            return bad("upper_off not increasing".into());
+        }
+        let blocks = upper_off[n] as usize;
+        if Some(upper.len()) != blocks.checked_mul(s1) {
+            return bad(format!("upper has {} entries", upper.len()));
+        }
+        let level = |i: usize| (upper_off[i + 1] - upper_off[i]) as usize;
+        if n > 0 && level(entry) != max_level || (0..n).any(|i| level(i) > max_level) {
+            return bad("levels inconsistent with the entry point".into());
+        }
+        let check = |arr: &[u32], stride: usize| {
+            arr.chunks_exact(stride).all(|l| {
+                let c = l[0] as usize;
+                c < stride && l[1..1 + c].iter().all(|&x| (x as usize) < n)
+            })
+        };
+        if !check(&links0, s0) || !check(&upper, s1) {
+            return bad("link count or link out of range".into());
+        }
+        let want_inv = if metric == Metric::Cosine { n } else { 0 };
+        if inv_norms.len() != want_inv {
+            return bad(format!("inv_norms has {} entries", inv_norms.len()));
+        }
+        Ok(Hnsw {
+            metric,
+            dim,
+            n,
+            m,
+            ef_construction,
+            links0,
+            upper_off,
+            upper,
+            inv_norms,
+            entry: entry as u32,
+            max_level,
+        })
+    }
+
+    /// `M` (links per node on the upper layers).
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    /// Highest layer of the graph.
+    pub fn max_level(&self) -> usize {
+        self.max_level
+    }
+
+    fn frozen(&self) -> Frozen<'_> {
+        Frozen {
+            links0: &self.links0,
+            stride0: 1 + 2 * self.m,
+            upper_off: &self.upper_off,
+            upper: &self.upper,
+            stride: 1 + self.m,
+        }
+    }
+
+    fn space<'a>(&'a self, vectors: &'a [f32]) -> Space<'a> {
+        Space {
+            vectors,
+            dim: self.dim,
+            metric: self.metric,
+            inv: &self.inv_norms,
+        }
+    }
+
+    /// Sorts and cuts the final candidates (exact keys for L2 and IP; COSINE re-scored as
+    /// FLAT does).
+    fn finish(&self, vectors: &[f32], q: &[f32], cands: &[Cand], p: &Query<'_>) -> Vec<Neighbor> {
+        if self.metric == Metric::Cosine {
+            return flat::exact_rerank(
+                self.metric,
+                vectors,
+                self.dim,
+                q,
+                cands.iter().map(|c| c.id),
+                p.k,
+                p.range,
+                p.filter.allowed,
+                p.tiebreak,
+            );
+        }
+        let mut v: Vec<Cand> = cands
+            .iter()
+            .copied()
+            .filter(|c| p.range.contains(c.key))
+            .collect();
+        v.sort_unstable_by(|a, b| {
+            a.key
+                .total_cmp(&b.key)
+                .then_with(|| (p.tiebreak)(a.id, b.id))
+        });
+        v.truncate(p.k);
+        v.into_iter()
+            .map(|c| Neighbor {
+                row: c.id,
+                score: self.metric.score(c.key),
+            })
+            .collect()
+    }
+}
+
+/// One query through the graph (the paper's Algorithm 5).
+fn search_one<K: Kern>(
+    h: &Hnsw,
+    vectors: &[f32],
+    q: &[f32],
+    p: &Query<'_>,
+    s: &mut Scratch,
+) -> Vec<Neighbor> {
+    let g = h.frozen();
+    let sp = h.space(vectors);
+    let mut cur = Cand {
+        key: sp.key::<K>(q, h.entry),
+        id: h.entry,
+    };
+    for level in (1..=h.max_level).rev() {
+        cur = greedy::<K, _>(&g, &sp, q, cur, level, &mut s.links);
+    }
+    search_layer::<K, _>(&g, h.n, &sp, q, cur, 0, p.ef, &p.filter, s);
+    h.finish(vectors, q, &s.top.v, p)
+}
+
+isa_dispatch!(search_one_isa, search_one, (h: &Hnsw, vectors: &[f32], q: &[f32], p: &Query<'_>, s: &mut Scratch) -> Vec<Neighbor>);
+
+impl VectorIndex for Hnsw {
+    fn spec(&self) -> IndexSpec {
+        IndexSpec::Hnsw {
+            m: self.m,
+            ef_construction: self.ef_construction,
+        }
+    }
+
+    fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    fn rows(&self) -> usize {
+        self.n
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// See the module docs. Panics if `vectors` is not `rows × dim` or `queries` not a
+    /// multiple of `dim` (the store checks both).
+    fn search(&self, vectors: &[f32], queries: &[f32], p: &AnnParams<'_>) -> Vec<Vec<Neighbor>> {
+        let dim = self.dim;
+        assert_eq!(
+            vectors.len(),
+            self.n * dim,
+            "HNSW: vectors are not rows x dim"
+        );
+        assert!(
+            queries.len().is_multiple_of(dim),
+            "HNSW: queries not of dim"
+        );
+        let nq = queries.len() / dim;
+        if nq == 0 {
+            return Vec::new();
+        }
+        let n = self.n;
+        let allowed_count = p.allowed.map_or(n, |w| flat::count_allowed(w, n));
+        if n == 0 || p.k == 0 || allowed_count == 0 {
+            return vec![Vec::new(); nq];
+        }
+        let ef = p
+            .knobs
+            .ef
+            .unwrap_or(DEFAULT_EF)
+            .max(p.k)
+            .max(p.k.saturating_mul(p.knobs.rerank.unwrap_or(1)));
+        let prepared = flat::prepare_queries(queries, dim, self.metric);
+        let query = Query {
+            k: p.k,
+            ef,
+            filter: Filter {
+                allowed: p.allowed,
+                lo: p.range.lo,
+            },
+            range: p.range,
+            tiebreak: p.tiebreak,
+        };
+        // Few allowed rows: scoring them all is exact and no slower than the graph.
+        if allowed_count <= ef {
+            let rows: Vec<u32> = match p.allowed {
+                None => (0..n as u32).collect(),
+                Some(w) => {
+                    let mut r = Vec::with_capacity(allowed_count);
+                    flat::for_each_allowed(w, 0, n, |i| r.push(i as u32));
+                    r
+                }
+            };
+            let one = |q: &[f32]| {
+                flat::exact_rerank(
+                    self.metric,
+                    vectors,
+                    dim,
+                    q,
+                    rows.iter().copied(),
+                    p.k,
+                    p.range,
+                    p.allowed,
+                    p.tiebreak,
+                )
+            };
+            return prepared.par_chunks(dim).map(one).collect();
+        }
+        let one = |q: &[f32]| with_scratch(|s| search_one_isa(self, vectors, q, &query, s));
+        if nq == 1 {
+            vec![one(&prepared)]
+        } else {
+            prepared.par_chunks(dim).map(one).collect()
+        }
+    }
+
+    fn to_blob(&self) -> Vec<u8> {
+        let mut w = BlobWriter::new(KIND);
+        let metric = match self.metric {
+            Metric::L2 => 0.0,
+            Metric::Ip => 1.0,
+            Metric::Cosine => 2.0,
+        };
+        w.meta("rows", self.n as f64)
+            .meta("dim", self.dim as f64)
+            .meta("m", self.m as f64)
+            .meta("ef_construction", self.ef_construction as f64)
+            .meta("metric", metric)
+            .meta("entry", self.entry as f64)
+            .meta("max_level", self.max_level as f64);
+        w.section("links0", &self.links0)
+            .section("upper_off", &self.upper_off)
+            .section("upper", &self.upper)
+            .section("inv_norms", &self.inv_norms);
+        w.finish()
+    }
+
+    fn bytes(&self) -> usize {
+        4 * (self.links0.len() + self.upper_off.len() + self.upper.len() + self.inv_norms.len())
+    }
+}
