@@ -61,7 +61,7 @@ use rayon::prelude::*;
 use crate::ann::{AnnParams, IndexError, IndexSpec, VectorIndex};
 use crate::blob::{BlobReader, BlobWriter, Slab};
 use crate::distance::{self, Isa};
-use crate::flat::{self, KeyRange, Neighbor};
+use crate::flat::{self, FlatParams, KeyRange, Neighbor};
 use crate::topk::TieBreak;
 use crate::Metric;
 
@@ -207,11 +207,17 @@ impl<'a> Space<'a> {
         }
     }
 
+    /// Prefetches every cache line of row `r`.
     #[inline(always)]
-    fn prefetch_row(&self, r: u32) {
+    fn prefetch_all(&self, r: u32) {
         let p = self.vectors.as_ptr().wrapping_add(r as usize * self.dim);
-        prefetch(p);
-        prefetch(p.wrapping_add(16));
+        let mut o = 0;
+        while o < self.dim {
+            prefetch(p.wrapping_add(o));
+            o += 16;
+        }
+        // The last line of a row that does not start on a line boundary.
+        prefetch(p.wrapping_add(self.dim.saturating_sub(1)));
     }
 }
 
@@ -324,6 +330,7 @@ struct Scratch {
     cand: Heap<false>,
     top: Heap<true>,
     links: Vec<u32>,
+    todo: Vec<u32>,
     q: Vec<f32>,
     sorted: Vec<Cand>,
     sel: Vec<Cand>,
@@ -503,6 +510,7 @@ fn search_layer<K: Kern, G: Graph>(
         cand,
         top,
         links: buf,
+        todo,
         ..
     } = s;
     let stamp = *stamp;
@@ -523,23 +531,27 @@ fn search_layer<K: Kern, G: Graph>(
         if c.key > bound && top.len() >= ef {
             break;
         }
-        let links = g.links(c.id, level, buf);
-        if let Some(&first) = links.first() {
-            sp.prefetch_row(first);
-        }
-        for (j, &nb) in links.iter().enumerate() {
-            if let Some(&next) = links.get(j + 1) {
-                sp.prefetch_row(next);
-            }
+        // Visited check first, then the distances of the new rows, with the vectors of the
+        // rows three ahead prefetched (graph search is bound by memory traffic: a 128-d row
+        // is 8 cache lines).
+        todo.clear();
+        for &nb in g.links(c.id, level, buf) {
             let v = &mut visited[nb as usize];
-            if *v == stamp {
-                continue;
+            if *v != stamp {
+                *v = stamp;
+                todo.push(nb);
             }
-            *v = stamp;
+        }
+        for &nb in todo.iter().take(PREFETCH_AHEAD) {
+            sp.prefetch_all(nb);
+        }
+        for (i, &nb) in todo.iter().enumerate() {
+            if let Some(&p) = todo.get(i + PREFETCH_AHEAD) {
+                sp.prefetch_all(p);
+            }
             let d = sp.key::<K>(q, nb);
             if top.len() < ef || d < bound {
                 cand.push(Cand { key: d, id: nb });
-                g.prefetch_links0(cand.v[0].id);
                 if !filtering || filter.accepts(nb, d) {
                     top.push(Cand { key: d, id: nb });
                     if top.len() > ef {
@@ -551,8 +563,15 @@ fn search_layer<K: Kern, G: Graph>(
                 }
             }
         }
+        // The next row to expand is likely the best candidate now: fetch its links.
+        if let Some(c) = cand.v.first() {
+            g.prefetch_links0(c.id);
+        }
     }
 }
+
+/// Rows whose vectors are prefetched ahead of the distance being computed.
+const PREFETCH_AHEAD: usize = 3;
 
 /// The paper's Algorithm 4 (hnswlib's `getNeighborsByHeuristic2`): from `cands` sorted by
 /// key (distance to the base row), keep a candidate when it is closer to the base than to
@@ -568,7 +587,15 @@ fn select_heuristic<K: Kern>(sp: &Space<'_>, cands: &[Cand], m: usize, out: &mut
         if out.len() >= m {
             break;
         }
-        if out.iter().all(|s| sp.key_rows::<K>(s.id, c.id) >= c.key) {
+        // A plain loop (not `Iterator::all`) keeps the kernels inlined in this ISA's code.
+        let mut good = true;
+        for s in out.iter() {
+            if sp.key_rows::<K>(s.id, c.id) < c.key {
+                good = false;
+                break;
+            }
+        }
+        if good {
             out.push(c);
         }
     }
@@ -606,6 +633,7 @@ fn level_of(g: &Building, id: u32) -> usize {
 }
 
 /// Inserts row `q` (the paper's Algorithm 1).
+#[inline(always)]
 fn insert<K: Kern>(cx: &BuildCtx<'_>, q: u32, s: &mut Scratch) {
     let g = &cx.g;
     let sp = &cx.sp;
@@ -676,6 +704,7 @@ fn insert<K: Kern>(cx: &BuildCtx<'_>, q: u32, s: &mut Scratch) {
 }
 
 /// Adds the reverse link `to -> q` on `level`; a full list is shrunk with the heuristic.
+#[inline(always)]
 fn connect<K: Kern>(cx: &BuildCtx<'_>, to: u32, q: u32, key: f32, level: usize, s: &mut Scratch) {
     let g = &cx.g;
     let max = if level == 0 { g.m0 } else { g.m };
@@ -979,6 +1008,7 @@ impl Hnsw {
 }
 
 /// One query through the graph (the paper's Algorithm 5).
+#[inline(always)]
 fn search_one<K: Kern>(
     h: &Hnsw,
     vectors: &[f32],
@@ -1001,29 +1031,65 @@ fn search_one<K: Kern>(
 
 isa_dispatch!(search_one_isa, search_one, (h: &Hnsw, vectors: &[f32], q: &[f32], p: &Query<'_>, s: &mut Scratch) -> Vec<Neighbor>);
 
-impl VectorIndex for Hnsw {
-    fn spec(&self) -> IndexSpec {
-        IndexSpec::Hnsw {
-            m: self.m,
-            ef_construction: self.ef_construction,
+/// How a search runs: chosen by cost ([`Plan::Auto`]) or forced (tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    Auto,
+    #[cfg(test)]
+    Graph,
+}
+
+/// Cost model of [`Hnsw::prefer_exact`], in nanoseconds, measured on face-like 128-d data
+/// at 100k rows (2-core machine, `hnsw_bench`): a graph search computes about
+/// `0.7 × 2M × ef` distances, and `s^-0.9` times as many when a fraction `s` of the rows is
+/// allowed (measured from 50% down to 3%), at about 100 ns each (random rows, heaps,
+/// visited set).
+const GRAPH_DIST_PER_EF_LINK: f64 = 0.7;
+const GRAPH_NS_PER_DIST: f64 = 100.0;
+/// FLAT, one query at a time: about 70 ns per allowed row.
+const FLAT_NS_PER_ROW: f64 = 70.0;
+/// FLAT, 12 queries or more on AVX-512 (its packed path): about 3 ns per row of the segment
+/// when at least 1/16 of the rows are allowed, 20 ns per allowed row otherwise.
+const FLAT_PACKED_NS_PER_ROW: f64 = 3.0;
+const FLAT_SPARSE_BATCH_NS_PER_ROW: f64 = 20.0;
+
+impl Hnsw {
+    /// True when an exact scan ([`crate::flat_search`]) is expected to cost less per query
+    /// than the graph search (see the constants above): always when no more than `ef` rows
+    /// are allowed; for small segments (one query: up to ~2.5k rows at `ef` 64; batches:
+    /// ~50k rows); for selective filters (at 100k rows and `ef` 64: under ~13% allowed for
+    /// one query, ~30% for batches).
+    fn prefer_exact(&self, allowed_count: usize, ef: usize, nq: usize) -> bool {
+        let n = self.n;
+        if allowed_count <= ef {
+            return true;
         }
+        let s = allowed_count as f64 / n as f64;
+        let graph = GRAPH_DIST_PER_EF_LINK
+            * (2 * self.m) as f64
+            * ef as f64
+            * s.powf(-0.9)
+            * GRAPH_NS_PER_DIST;
+        let sparse = allowed_count * 16 < n;
+        let exact = if nq >= 12 && distance::isa() == Isa::Avx512 {
+            if sparse {
+                FLAT_SPARSE_BATCH_NS_PER_ROW * allowed_count as f64
+            } else {
+                FLAT_PACKED_NS_PER_ROW * n as f64
+            }
+        } else {
+            FLAT_NS_PER_ROW * allowed_count as f64
+        };
+        exact <= graph
     }
 
-    fn metric(&self) -> Metric {
-        self.metric
-    }
-
-    fn rows(&self) -> usize {
-        self.n
-    }
-
-    fn dim(&self) -> usize {
-        self.dim
-    }
-
-    /// See the module docs. Panics if `vectors` is not `rows × dim` or `queries` not a
-    /// multiple of `dim` (the store checks both).
-    fn search(&self, vectors: &[f32], queries: &[f32], p: &AnnParams<'_>) -> Vec<Vec<Neighbor>> {
+    fn search_plan(
+        &self,
+        vectors: &[f32],
+        queries: &[f32],
+        p: &AnnParams<'_>,
+        plan: Plan,
+    ) -> Vec<Vec<Neighbor>> {
         let dim = self.dim;
         assert_eq!(
             vectors.len(),
@@ -1049,6 +1115,16 @@ impl VectorIndex for Hnsw {
             .unwrap_or(DEFAULT_EF)
             .max(p.k)
             .max(p.k.saturating_mul(p.knobs.rerank.unwrap_or(1)));
+        if plan == Plan::Auto && self.prefer_exact(allowed_count, ef, nq) {
+            let fp = FlatParams {
+                metric: self.metric,
+                k: p.k,
+                range: p.range,
+                allowed: p.allowed,
+                tiebreak: p.tiebreak,
+            };
+            return flat::flat_search(vectors, dim, queries, &fp);
+        }
         let prepared = flat::prepare_queries(queries, dim, self.metric);
         let query = Query {
             k: p.k,
@@ -1060,37 +1136,39 @@ impl VectorIndex for Hnsw {
             range: p.range,
             tiebreak: p.tiebreak,
         };
-        // Few allowed rows: scoring them all is exact and no slower than the graph.
-        if allowed_count <= ef {
-            let rows: Vec<u32> = match p.allowed {
-                None => (0..n as u32).collect(),
-                Some(w) => {
-                    let mut r = Vec::with_capacity(allowed_count);
-                    flat::for_each_allowed(w, 0, n, |i| r.push(i as u32));
-                    r
-                }
-            };
-            let one = |q: &[f32]| {
-                flat::exact_rerank(
-                    self.metric,
-                    vectors,
-                    dim,
-                    q,
-                    rows.iter().copied(),
-                    p.k,
-                    p.range,
-                    p.allowed,
-                    p.tiebreak,
-                )
-            };
-            return prepared.par_chunks(dim).map(one).collect();
-        }
         let one = |q: &[f32]| with_scratch(|s| search_one_isa(self, vectors, q, &query, s));
         if nq == 1 {
             vec![one(&prepared)]
         } else {
             prepared.par_chunks(dim).map(one).collect()
         }
+    }
+}
+
+impl VectorIndex for Hnsw {
+    fn spec(&self) -> IndexSpec {
+        IndexSpec::Hnsw {
+            m: self.m,
+            ef_construction: self.ef_construction,
+        }
+    }
+
+    fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    fn rows(&self) -> usize {
+        self.n
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// See the module docs. Panics if `vectors` is not `rows × dim` or `queries` not a
+    /// multiple of `dim` (the store checks both).
+    fn search(&self, vectors: &[f32], queries: &[f32], p: &AnnParams<'_>) -> Vec<Vec<Neighbor>> {
+        self.search_plan(vectors, queries, p, Plan::Auto)
     }
 
     fn to_blob(&self) -> Vec<u8> {
@@ -1116,5 +1194,246 @@ impl VectorIndex for Hnsw {
 
     fn bytes(&self) -> usize {
         4 * (self.links0.len() + self.upper_off.len() + self.upper.len() + self.inv_norms.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topk::by_row;
+    use rand::{Rng, SeedableRng};
+
+    const DIM: usize = 16;
+
+    /// `n` rows in clusters of 5 around uniform centres, and `nq` fresh cluster samples.
+    fn data(n: usize, nq: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let nc = n.div_ceil(5);
+        let c: Vec<f32> = (0..nc * DIM).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let row = |i: usize, rng: &mut rand::rngs::StdRng| -> Vec<f32> {
+            (0..DIM)
+                .map(|j| c[i * DIM + j] + rng.gen_range(-0.1..0.1))
+                .collect()
+        };
+        let base: Vec<f32> = (0..n).flat_map(|i| row(i / 5, &mut rng)).collect();
+        let q: Vec<f32> = (0..nq)
+            .flat_map(|_| {
+                let i = rng.gen_range(0..nc);
+                row(i, &mut rng)
+            })
+            .collect();
+        (base, q)
+    }
+
+    fn params<'a>(k: usize, allowed: Option<&'a [u64]>, tb: TieBreak<'a>) -> AnnParams<'a> {
+        AnnParams {
+            k,
+            range: KeyRange::ALL,
+            allowed,
+            tiebreak: tb,
+            knobs: Default::default(),
+        }
+    }
+
+    fn exact(v: &[f32], q: &[f32], p: &AnnParams<'_>, metric: Metric) -> Vec<Vec<Neighbor>> {
+        flat::flat_search(
+            v,
+            DIM,
+            q,
+            &FlatParams {
+                metric,
+                k: p.k,
+                range: p.range,
+                allowed: p.allowed,
+                tiebreak: p.tiebreak,
+            },
+        )
+    }
+
+    #[test]
+    fn heaps_pop_in_key_order() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let keys: Vec<f32> = (0..500).map(|_| rng.gen_range(-5.0..5.0)).collect();
+        let mut lo = Heap::<false>::default();
+        let mut hi = Heap::<true>::default();
+        for (i, &k) in keys.iter().enumerate() {
+            lo.push(Cand {
+                key: k,
+                id: i as u32,
+            });
+            hi.push(Cand {
+                key: k,
+                id: i as u32,
+            });
+        }
+        let mut sorted = keys.clone();
+        sorted.sort_by(f32::total_cmp);
+        let up: Vec<f32> = std::iter::from_fn(|| lo.pop().map(|c| c.key)).collect();
+        let down: Vec<f32> = std::iter::from_fn(|| hi.pop().map(|c| c.key)).collect();
+        assert_eq!(up, sorted);
+        sorted.reverse();
+        assert_eq!(down, sorted);
+    }
+
+    #[test]
+    fn heuristic_drops_candidates_closer_to_a_kept_neighbour() {
+        // 1-d points: base 0 (row 0); candidates 1.0 (row 1), 1.5 (row 2), -1.2 (row 3),
+        // 3.0 (row 4). Row 2 is closer to row 1 than to the base: dropped; row 3 is on the
+        // other side: kept; row 4 is closer to row 1: dropped.
+        let v = [0.0f32, 1.0, 1.5, -1.2, 3.0];
+        let sp = Space {
+            vectors: &v,
+            dim: 1,
+            metric: Metric::L2,
+            inv: &[],
+        };
+        let cands: Vec<Cand> = [1u32, 3, 2, 4]
+            .iter()
+            .map(|&r| Cand {
+                key: v[r as usize] * v[r as usize],
+                id: r,
+            })
+            .collect();
+        let mut sorted = cands.clone();
+        sorted.sort_by(|a, b| a.key.total_cmp(&b.key));
+        let mut out = Vec::new();
+        select_heuristic::<Scalar>(&sp, &sorted, 3, &mut out);
+        assert_eq!(out.iter().map(|c| c.id).collect::<Vec<_>>(), vec![1, 3]);
+        // Fewer candidates than M: all kept.
+        select_heuristic::<Scalar>(&sp, &sorted[..2], 3, &mut out);
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn levels_follow_the_seed_and_the_geometric_law() {
+        let (base, _) = data(4000, 0, 1);
+        let a = Hnsw::build(Metric::L2, &base, DIM, 8, 32, 5).unwrap();
+        let b = Hnsw::build(Metric::L2, &base, DIM, 8, 32, 5).unwrap();
+        assert_eq!(&*a.upper_off, &*b.upper_off);
+        // P(level >= 1) = 1/M: 500 of 4000 rows expected.
+        let upper = (0..4000)
+            .filter(|&i| a.upper_off[i + 1] > a.upper_off[i])
+            .count();
+        assert!((400..600).contains(&upper), "{upper}");
+        // Every list within its layer's bound, links to other rows only.
+        for (i, l) in a.links0.chunks_exact(1 + 16).enumerate() {
+            assert!(l[0] as usize <= 16);
+            assert!(l[1..1 + l[0] as usize].iter().all(|&x| x as usize != i));
+        }
+    }
+
+    #[test]
+    fn graph_path_filtered_search_matches_exact_filtered_top1() {
+        let n = if cfg!(debug_assertions) { 3000 } else { 10_000 };
+        let (base, q) = data(n, 200, 2);
+        let idx = Hnsw::build(Metric::L2, &base, DIM, 16, 64, 1).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for sel in [0.1, 0.05] {
+            let mut w = vec![0u64; n.div_ceil(64)];
+            for r in 0..n {
+                if rng.gen_bool(sel) {
+                    w[r / 64] |= 1 << (r % 64);
+                }
+            }
+            let p = params(10, Some(&w), &by_row);
+            let got = idx.search_plan(&base, &q, &p, Plan::Graph);
+            let want = exact(&base, &q, &p, Metric::L2);
+            let mut same = 0;
+            for (g, e) in got.iter().zip(&want) {
+                assert!(g.iter().all(|x| flat::is_allowed(Some(&w), x.row as usize)));
+                assert_eq!(g.len(), 10);
+                same += usize::from(g[0] == e[0]);
+            }
+            assert!(same * 100 >= 99 * got.len(), "{sel}: {same}");
+            // The automatic plan gives the same guarantees (exact or graph).
+            let auto = idx.search(&base, &q, &p);
+            assert!(auto
+                .iter()
+                .flatten()
+                .all(|x| flat::is_allowed(Some(&w), x.row as usize)));
+        }
+    }
+
+    #[test]
+    fn graph_path_range_search_stays_in_range() {
+        let (base, q) = data(3000, 50, 4);
+        for metric in [Metric::L2, Metric::Ip, Metric::Cosine] {
+            let idx = Hnsw::build(metric, &base, DIM, 12, 64, 1).unwrap();
+            let all = exact(&base, &q, &params(40, None, &by_row), metric);
+            let (mut hit, mut total) = (0, 0);
+            for (qi, a) in all.iter().enumerate() {
+                let range = metric.key_range(Some(a[29].score), Some(a[4].score));
+                let p = AnnParams {
+                    range,
+                    ..params(20, None, &by_row)
+                };
+                let qv = &q[qi * DIM..(qi + 1) * DIM];
+                let got = &idx.search_plan(&base, qv, &p, Plan::Graph)[0];
+                let want = &exact(&base, qv, &p, metric)[0];
+                let in_range = &exact(&base, qv, &AnnParams { k: 40, ..p }, metric)[0];
+                assert!(got.iter().all(|x| range.contains(metric.key(x.score))));
+                assert!(got.iter().all(|x| in_range.iter().any(|y| y.row == x.row)));
+                hit += got
+                    .iter()
+                    .filter(|x| want.iter().any(|y| y.row == x.row))
+                    .count();
+                total += want.len();
+            }
+            assert!(hit * 100 >= 97 * total, "{metric:?}: {hit} of {total}");
+        }
+    }
+
+    #[test]
+    fn graph_path_ties_follow_the_tiebreak() {
+        let (mut base, _) = data(3000, 0, 5);
+        let dup: Vec<f32> = base[..DIM].to_vec();
+        for r in (0..3000).step_by(150) {
+            base[r * DIM..(r + 1) * DIM].copy_from_slice(&dup);
+        }
+        let idx = Hnsw::build(Metric::L2, &base, DIM, 16, 100, 1).unwrap();
+        let rev = |a: u32, b: u32| b.cmp(&a);
+        let p = params(5, None, &rev);
+        let got = idx.search_plan(&base, &dup, &p, Plan::Graph);
+        assert_eq!(got, exact(&base, &dup, &p, Metric::L2));
+        assert_eq!(got[0][0].row, 2850);
+    }
+
+    #[test]
+    fn graph_path_keeps_results_of_the_exact_path_on_easy_data() {
+        // Blob round trip through the graph path: identical lists.
+        let (base, q) = data(3000, 40, 6);
+        let idx = Hnsw::build(Metric::Cosine, &base, DIM, 8, 40, 9).unwrap();
+        let r = BlobReader::open(std::sync::Arc::new(idx.to_blob())).unwrap();
+        let loaded = Hnsw::load(&r).unwrap();
+        let p = params(10, None, &by_row);
+        let a = idx.search_plan(&base, &q, &p, Plan::Graph);
+        assert_eq!(a, loaded.search_plan(&base, &q, &p, Plan::Graph));
+        let want = exact(&base, &q, &p, Metric::Cosine);
+        let hits: usize = a
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| {
+                g.iter()
+                    .filter(|x| w.iter().any(|y| y.row == x.row))
+                    .count()
+            })
+            .sum();
+        assert!(hits * 100 >= 98 * 10 * a.len(), "{hits}");
+    }
+
+    #[test]
+    fn plan_prefers_exact_for_small_or_selective_searches() {
+        let (base, _) = data(1000, 0, 7);
+        let mut idx = Hnsw::build(Metric::L2, &base, DIM, 16, 32, 1).unwrap();
+        idx.n = 1_000_000; // the rule only looks at the row count and M
+        assert!(idx.prefer_exact(30, 64, 1)); // no more allowed rows than ef
+        assert!(idx.prefer_exact(10_000, 64, 1)); // 1% allowed
+        assert!(!idx.prefer_exact(1_000_000, 64, 1));
+        assert!(!idx.prefer_exact(200_000, 64, 1));
+        idx.n = 1000;
+        assert!(idx.prefer_exact(1000, 64, 1));
+        idx.n = 100_000;
+        assert!(!idx.prefer_exact(100_000, 64, 1));
+        assert!(idx.prefer_exact(5_000, 64, 1));
     }
 }
