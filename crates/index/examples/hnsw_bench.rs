@@ -15,8 +15,11 @@
 //! size), with `q/CPU-s` = queries per CPU-second of the process (robust to other jobs
 //! on a shared machine). `--index-file F` loads the index from `F` (built and saved there
 //! when absent). `--filter s` adds filtered search at selectivity `s` (a seeded random bitmap):
-//! recall@10 and top-1 agreement against the exact filtered answer. `--reps R`: batch runs
+//! recall@10 and top-1 agreement against the exact filtered answer. Searches go through the
+//! graph (`Hnsw::search_graph`); `--auto` uses `VectorIndex::search`, which scans exactly
+//! when its cost model says that is cheaper (small segments, selective filters). `--reps R`: batch runs
 //! per setting (best kept, default 3); `--single N`: single queries timed (default all).
+use facedb_index::blob::BlobReader;
 use facedb_index::hnsw::Hnsw;
 use facedb_index::{
     by_row, flat_search, AnnParams, FlatParams, KeyRange, Metric, SearchKnobs, VectorIndex,
@@ -132,6 +135,16 @@ fn main() -> Result<(), String> {
     let metric = Metric::parse(&arg::<String>(&args, "--metric").unwrap_or("L2".into()))
         .ok_or("bad --metric")?;
     let k = 10;
+    // `--auto`: the trait's search (exact scan when the cost model prefers it); default: the
+    // graph always.
+    let auto = args.iter().any(|a| a == "--auto");
+    let search = |idx: &Hnsw, base: &[f32], q: &[f32], p: &AnnParams<'_>| {
+        if auto {
+            idx.search(base, q, p)
+        } else {
+            idx.search_graph(base, q, p)
+        }
+    };
     let reps: usize = arg(&args, "--reps").unwrap_or(3);
     let single: usize = arg(&args, "--single").unwrap_or(usize::MAX);
 
@@ -194,8 +207,8 @@ fn main() -> Result<(), String> {
         Some(f) if std::path::Path::new(f).exists() => {
             let t = Instant::now();
             let bytes = std::fs::read(f).map_err(|e| e.to_string())?;
-            let idx =
-                facedb_index::load_index(std::sync::Arc::new(bytes)).map_err(|e| e.to_string())?;
+            let r = BlobReader::open(std::sync::Arc::new(bytes)).map_err(|e| e.to_string())?;
+            let idx = Hnsw::load(&r).map_err(|e| e.to_string())?;
             println!("loaded {f} in {:.2}s", t.elapsed().as_secs_f64());
             idx
         }
@@ -221,8 +234,8 @@ fn main() -> Result<(), String> {
             if let Some(f) = &file {
                 std::fs::write(f, &blob).map_err(|e| e.to_string())?;
             }
-            let idx =
-                facedb_index::load_index(std::sync::Arc::new(blob)).map_err(|e| e.to_string())?;
+            let r = BlobReader::open(std::sync::Arc::new(blob)).map_err(|e| e.to_string())?;
+            let idx = Hnsw::load(&r).map_err(|e| e.to_string())?;
             println!("blob round trip {:.2}s", t.elapsed().as_secs_f64());
             idx
         }
@@ -255,7 +268,7 @@ fn main() -> Result<(), String> {
                 let mut got = Vec::new();
                 for _ in 0..reps {
                     let (t, c) = (Instant::now(), cpu_s());
-                    got = idx.search(&base, &queries, &p);
+                    got = search(&idx, &base, &queries, &p);
                     best = best.min(t.elapsed().as_secs_f64());
                     best_cpu = best_cpu.min(cpu_s() - c);
                 }
@@ -265,7 +278,7 @@ fn main() -> Result<(), String> {
                 (0..single.min(nq))
                     .map(|i| {
                         let t = Instant::now();
-                        let r = idx.search(&base, &queries[i * dim..(i + 1) * dim], &p);
+                        let r = search(&idx, &base, &queries[i * dim..(i + 1) * dim], &p);
                         std::hint::black_box(r);
                         t.elapsed().as_secs_f64() * 1e6
                     })
@@ -311,7 +324,7 @@ fn main() -> Result<(), String> {
         for &ef in &efs {
             let p = params(ef, Some(words));
             let t = Instant::now();
-            let got = full.install(|| idx.search(&base, &queries, &p));
+            let got = full.install(|| search(&idx, &base, &queries, &p));
             let qps = nq as f64 / t.elapsed().as_secs_f64();
             let rows: Vec<Vec<u32>> = got
                 .iter()

@@ -923,6 +923,19 @@ impl Hnsw {
         if !check(&links0, s0) || !check(&upper, s1) {
             return bad("link count or link out of range".into());
         }
+        // An upper-layer link must lead to a row that has that layer.
+        for i in 0..n {
+            for l in 1..=level(i) {
+                let b = (upper_off[i] as usize + l - 1) * s1;
+                let c = upper[b] as usize;
+                if upper[b + 1..b + 1 + c]
+                    .iter()
+                    .any(|&x| level(x as usize) < l)
+                {
+                    return bad(format!("row {i} links to a row without layer {l}"));
+                }
+            }
+        }
         let want_inv = if metric == Metric::Cosine { n } else { 0 };
         if inv_norms.len() != want_inv {
             return bad(format!("inv_norms has {} entries", inv_norms.len()));
@@ -1035,7 +1048,6 @@ isa_dispatch!(search_one_isa, search_one, (h: &Hnsw, vectors: &[f32], q: &[f32],
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Plan {
     Auto,
-    #[cfg(test)]
     Graph,
 }
 
@@ -1081,6 +1093,17 @@ impl Hnsw {
             FLAT_NS_PER_ROW * allowed_count as f64
         };
         exact <= graph
+    }
+
+    /// [`VectorIndex::search`] through the graph whatever the cost model says (benchmarks
+    /// and tests; the trait's `search` scans exactly when that is cheaper).
+    pub fn search_graph(
+        &self,
+        vectors: &[f32],
+        queries: &[f32],
+        p: &AnnParams<'_>,
+    ) -> Vec<Vec<Neighbor>> {
+        self.search_plan(vectors, queries, p, Plan::Graph)
     }
 
     fn search_plan(

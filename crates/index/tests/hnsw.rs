@@ -376,6 +376,23 @@ fn corrupt_blobs_are_errors() {
             .section::<f32>("inv_norms", &[]);
     });
     assert!(matches!(r, Err(IndexError::Corrupt(_))));
+    // Row 0 has layer 1 and links there to row 1, which has no layer 1.
+    let r = corrupt(|w| {
+        w.meta("max_level", 1.0)
+            .section("links0", &ok_links)
+            .section("upper_off", &[0u32, 1, 1])
+            .section::<u32>("upper", &[1, 1, 0, 0, 0])
+            .section::<f32>("inv_norms", &[]);
+    });
+    assert!(matches!(r, Err(IndexError::Corrupt(_))));
+    let r = corrupt(|w| {
+        w.meta("max_level", 1.0)
+            .section("links0", &ok_links)
+            .section("upper_off", &[0u32, 1, 1])
+            .section::<u32>("upper", &[0, 0, 0, 0, 0])
+            .section::<f32>("inv_norms", &[]);
+    });
+    assert!(r.is_ok());
     let r = corrupt(|w| {
         w.section("links0", &ok_links);
     });
