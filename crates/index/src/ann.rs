@@ -7,7 +7,7 @@
 //! | `IVF_FLAT` | `nlist` 1..=65536 | `nprobe` 1..=nlist | Milvus "In-memory Index"; Jégou et al., *Product quantization for nearest neighbor search*, TPAMI 2011 (inverted file) |
 //! | `IVF_SQ8` | `nlist` 1..=65536 | `nprobe` 1..=nlist | Milvus; 8-bit scalar quantisation per dimension (Faiss `QT_8bit`) |
 //! | `SQ8` | - | - | facedb: int8 exact scan of every row (IVF_SQ8 without the inverted file) |
-//! | `HNSW` | `M` 4..=64, `efConstruction` 8..=512 | `ef` topk..=32768 | Malkov & Yashunin, *Efficient and robust approximate nearest neighbor search using Hierarchical Navigable Small World graphs*, TPAMI 2018 |
+//! | `HNSW` | `M` 4..=64, `efConstruction` 8..=512 | `ef` topk..=32768 (default `max(topk, 192)`, [`crate::hnsw::DEFAULT_EF`]) | Malkov & Yashunin, *Efficient and robust approximate nearest neighbor search using Hierarchical Navigable Small World graphs*, TPAMI 2018 |
 //!
 //! Every index returns **exact** scores: candidates (`k × rerank`, at least `k`) are
 //! re-scored with the segment's stored `f32` vectors, so the top-1 equals FLAT's whenever

@@ -23,9 +23,12 @@
 //! as FLAT, so every returned score equals [`crate::flat_search`]'s for that row.
 //!
 //! # Search
-//! `ef` (candidate list size) = `knobs.ef`, default [`DEFAULT_EF`] (`max(k, 64)` on face-like
-//! data gives recall@10 >= 0.99 at 100k rows, see the crate's `hnsw_bench` example), raised
-//! to at least `k` and `k × knobs.rerank`.
+//! `ef` (candidate list size) = `knobs.ef`, default [`DEFAULT_EF`] (192, see its figures),
+//! raised to at least `k` and `k × knobs.rerank`. Before searching, a cost model
+//! ([`Hnsw::search_graph`] bypasses it) answers with an exact FLAT scan when that is expected
+//! to be cheaper: no more than `ef` allowed rows; small segments (at `ef` 192: one query
+//! below ~6k rows, batches of 12 or more on AVX-512 below ~140k rows); selective filters
+//! (at `ef` 192 and 1M rows: under ~7% allowed for one query, ~11% for batches).
 //! - `allowed` (deleted or filtered-out rows): the graph is traversed through every row, but
 //!   only allowed rows enter the result list (hnswlib's filter). Exploration continues until
 //!   `ef` allowed rows are held, so a selectivity `s` explores about `ef / s` rows. When no
@@ -69,7 +72,17 @@ use crate::Metric;
 pub const KIND: &str = "HNSW";
 
 /// Default search `ef` when a request gives none: `max(k, DEFAULT_EF)`.
-pub const DEFAULT_EF: usize = 64;
+///
+/// Chosen for recall@10 >= 0.99 at 100k rows on face-like data with the default `M` = 16
+/// (`hnsw_bench`, k = 10, 1000 queries, half of them of enrolled identities): a Gaussian
+/// model fitted to the 137 dlib encodings of `../shared/data/reference` (genuine L2 ~0.33,
+/// impostor ~0.86) with 3 samples per identity gives recall@10 0.986 / 0.992 / 0.995 /
+/// 0.998 at `ef` 128 / 160 / 192 / 256 (recall@1 >= 0.998 from 128); with one sample per
+/// identity 0.966 / 0.978 / 0.985 / 0.992. The peers' pessimistic `face128` generator
+/// (one sample per identity, a flat spectrum) needs `ef` ~1024 at 100k (0.93 at 256).
+/// With `M` = 32, `ef` 128 reaches 0.992 on the one-sample data at ~1.6x the speed of
+/// `M` = 16 at `ef` 256.
+pub const DEFAULT_EF: usize = 192;
 
 // ---------------------------------------------------------------------------- kernels
 
@@ -1051,7 +1064,7 @@ enum Plan {
     Graph,
 }
 
-/// Cost model of [`Hnsw::prefer_exact`], in nanoseconds, measured on face-like 128-d data
+/// Cost model of `Hnsw::prefer_exact`, in nanoseconds, measured on face-like 128-d data
 /// at 100k rows (2-core machine, `hnsw_bench`): a graph search computes about
 /// `0.7 × 2M × ef` distances, and `s^-0.9` times as many when a fraction `s` of the rows is
 /// allowed (measured from 50% down to 3%), at about 100 ns each (random rows, heaps,
@@ -1068,9 +1081,9 @@ const FLAT_SPARSE_BATCH_NS_PER_ROW: f64 = 20.0;
 impl Hnsw {
     /// True when an exact scan ([`crate::flat_search`]) is expected to cost less per query
     /// than the graph search (see the constants above): always when no more than `ef` rows
-    /// are allowed; for small segments (one query: up to ~2.5k rows at `ef` 64; batches:
-    /// ~50k rows); for selective filters (at 100k rows and `ef` 64: under ~13% allowed for
-    /// one query, ~30% for batches).
+    /// are allowed; for small segments (at `ef` 192: one query up to ~6k rows, batches up
+    /// to ~140k); for selective filters (at `ef` 192, one query: under ~23% allowed at 100k
+    /// rows, ~7% at 1M).
     fn prefer_exact(&self, allowed_count: usize, ef: usize, nq: usize) -> bool {
         let n = self.n;
         if allowed_count <= ef {

@@ -192,10 +192,32 @@ fn default_ef_is_used_and_raised_to_k() {
     let idx = Hnsw::build(Metric::L2, &base, DIM, 8, 64, 1).unwrap();
     // k above the default ef: ef becomes k, every list is k long.
     let k = DEFAULT_EF + 36;
-    let got = idx.search(&base, &q, &params(k, None, None));
+    let got = idx.search_graph(&base, &q, &params(k, None, None));
     assert!(got.iter().all(|r| r.len() == k));
     let want = exact(&base, &q, Metric::L2, k, KeyRange::ALL, None, &by_row);
     assert!(recall(&got, &want) >= 0.95);
+    // No ef: DEFAULT_EF. rerank raises ef to k × rerank.
+    assert_eq!(
+        idx.search_graph(&base, &q, &params(10, None, None)),
+        idx.search_graph(&base, &q, &params(10, Some(DEFAULT_EF), None))
+    );
+    let p = AnnParams {
+        knobs: SearchKnobs {
+            ef: Some(10),
+            rerank: Some(30),
+            nprobe: None,
+        },
+        ..params(10, None, None)
+    };
+    assert_eq!(
+        idx.search_graph(&base, &q, &p),
+        idx.search_graph(&base, &q, &params(10, Some(300), None))
+    );
+    assert_ne!(
+        idx.search_graph(&base, &q, &params(1, Some(1), None)),
+        idx.search_graph(&base, &q, &params(1, Some(300), None)),
+        "ef makes no difference: the test data is too easy"
+    );
 }
 
 fn bitmap(n: usize, sel: f64, seed: u64) -> Vec<u64> {
