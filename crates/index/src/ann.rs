@@ -7,7 +7,7 @@
 //! | `IVF_FLAT` | `nlist` 1..=65536 | `nprobe` 1..=nlist | Milvus "In-memory Index"; Jégou et al., *Product quantization for nearest neighbor search*, TPAMI 2011 (inverted file) |
 //! | `IVF_SQ8` | `nlist` 1..=65536 | `nprobe` 1..=nlist | Milvus; 8-bit scalar quantisation per dimension (Faiss `QT_8bit`) |
 //! | `SQ8` | - | - | facedb: int8 exact scan of every row (IVF_SQ8 without the inverted file) |
-//! | `HNSW` | `M` 4..=64, `efConstruction` 8..=512 | `ef` topk..=32768 | Malkov & Yashunin, *Efficient and robust approximate nearest neighbor search using Hierarchical Navigable Small World graphs*, TPAMI 2018 |
+//! | `HNSW` | `M` 4..=64, `efConstruction` 8..=512 | `ef` topk..=32768 (default `max(topk, 192)`, [`crate::hnsw::DEFAULT_EF`]) | Malkov & Yashunin, *Efficient and robust approximate nearest neighbor search using Hierarchical Navigable Small World graphs*, TPAMI 2018 |
 //!
 //! Every index returns **exact** scores: candidates (`k × rerank`, at least `k`) are
 //! re-scored with the segment's stored `f32` vectors, so the top-1 equals FLAT's whenever
@@ -283,7 +283,6 @@ pub fn build_index(
     seed: u64,
 ) -> Result<Box<dyn VectorIndex>, IndexError> {
     spec.validate()?;
-    let _ = (metric, vectors, dim, seed);
     match *spec {
         IndexSpec::Flat => Err(IndexError::InvalidParameter(
             "FLAT has no index to build".into(),
@@ -295,10 +294,14 @@ pub fn build_index(
             metric, vectors, dim, nlist, seed,
         )?)),
         IndexSpec::Sq8 => Ok(Box::new(crate::sq8::Sq8Index::build(metric, vectors, dim)?)),
-        _ => Err(IndexError::InvalidParameter(format!(
-            "index type {} is not implemented yet",
-            spec.name()
-        ))),
+        IndexSpec::Hnsw { m, ef_construction } => Ok(Box::new(crate::hnsw::Hnsw::build(
+            metric,
+            vectors,
+            dim,
+            m,
+            ef_construction,
+            seed,
+        )?)),
     }
 }
 
@@ -309,13 +312,13 @@ pub fn build_index(
 pub fn load_index(blob: Blob) -> Result<Box<dyn VectorIndex>, IndexError> {
     let r = BlobReader::open(blob)?;
     match r.kind() {
-        "IVF_FLAT" => return Ok(Box::new(crate::ivf::IvfFlatIndex::load(&r)?)),
-        "IVF_SQ8" => return Ok(Box::new(crate::ivf::IvfSq8Index::load(&r)?)),
-        "SQ8" => return Ok(Box::new(crate::sq8::Sq8Index::load(&r)?)),
-        _ => {}
+        "IVF_FLAT" => Ok(Box::new(crate::ivf::IvfFlatIndex::load(&r)?)),
+        "IVF_SQ8" => Ok(Box::new(crate::ivf::IvfSq8Index::load(&r)?)),
+        "SQ8" => Ok(Box::new(crate::sq8::Sq8Index::load(&r)?)),
+        crate::hnsw::KIND => Ok(Box::new(crate::hnsw::Hnsw::load(&r)?)),
+        _ => Err(IndexError::Corrupt(format!(
+            "unknown index kind {}",
+            r.kind()
+        ))),
     }
-    Err(IndexError::Corrupt(format!(
-        "unknown index kind {}",
-        r.kind()
-    )))
 }

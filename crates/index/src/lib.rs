@@ -20,6 +20,7 @@ pub mod ann;
 pub mod blob;
 pub mod distance;
 mod flat;
+pub mod hnsw;
 pub mod ivf;
 pub mod kmeans;
 pub mod sq8;

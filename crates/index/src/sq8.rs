@@ -466,7 +466,7 @@ pub(crate) fn rerank(
             // SAFETY: a prefetch of an address inside `vectors`; it never faults.
             unsafe {
                 std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    line.as_ptr() as *const i8,
+                    line.as_ptr() as *const i8
                 )
             };
         }
@@ -666,7 +666,14 @@ impl VectorIndex for Sq8Index {
             p,
         );
         let rerank = |(qi, t): (usize, Cands)| {
-            rerank(self.metric, vectors, dim, &prepared[qi * dim..(qi + 1) * dim], t, p)
+            rerank(
+                self.metric,
+                vectors,
+                dim,
+                &prepared[qi * dim..(qi + 1) * dim],
+                t,
+                p,
+            )
         };
         if nq > 1 {
             tops.into_par_iter().enumerate().map(rerank).collect()
