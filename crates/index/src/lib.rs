@@ -23,6 +23,7 @@ mod flat;
 pub mod ivf;
 pub mod kmeans;
 pub mod sq8;
+pub mod synth;
 mod topk;
 
 pub use ann::{
