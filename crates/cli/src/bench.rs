@@ -57,6 +57,14 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 30)]
         queries: usize,
     },
+    /// Encodes a folder of people (DIR/<person>/<image>) and caches labelled encodings as
+    /// JSON, for `bench facegen --fit`.
+    Facefit(crate::bench_ann::FacefitArgs),
+    /// Fits a face-descriptor model on labelled encodings and writes a calibrated dataset in
+    /// the layout of ../shared/peers/ann/gen.py (exact top-100 ground truth included).
+    Facegen(crate::bench_ann::FacegenArgs),
+    /// Builds an index on a gen.py-layout dataset and measures it as bench.py does.
+    Ann(crate::bench_ann::AnnArgs),
 }
 
 fn load_npy(path: &Path) -> Result<(Vec<f32>, usize)> {
@@ -150,6 +158,9 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
             out,
         } => store(n, dim, dataset, batch, metric, single, nq, data, out),
         BenchCmd::Filter { n, dim, queries } => filter(n, dim, queries),
+        BenchCmd::Facefit(a) => crate::bench_ann::facefit(&a),
+        BenchCmd::Facegen(a) => crate::bench_ann::facegen(&a),
+        BenchCmd::Ann(a) => crate::bench_ann::ann(&a),
     }
 }
 

@@ -4,6 +4,7 @@
 //! finished but some input files gave a per-file error (enroll, identify).
 
 mod bench;
+mod bench_ann;
 mod demo;
 mod faces;
 

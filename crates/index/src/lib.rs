@@ -24,6 +24,7 @@ pub mod hnsw;
 pub mod ivf;
 pub mod kmeans;
 pub mod sq8;
+pub mod synth;
 mod topk;
 
 pub use ann::{
