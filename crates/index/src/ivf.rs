@@ -186,7 +186,12 @@ impl Lists {
         let rows = r.meta_usize("rows")?;
         let dim = r.meta_usize("dim")?;
         let nlist = r.meta_usize("nlist")?;
-        if dim == 0 || rows > u32::MAX as usize || nlist == 0 || nlist > rows.max(1) {
+        if dim == 0
+            || dim > sq8::MAX_DIM
+            || rows > u32::MAX as usize
+            || nlist == 0
+            || nlist > rows.max(1)
+        {
             return Err(bad(format!("rows {rows}, dim {dim}, nlist {nlist}")));
         }
         let nd = nlist
@@ -646,6 +651,7 @@ impl IvfFlatIndex {
     pub fn load(r: &BlobReader) -> Result<IvfFlatIndex, IndexError> {
         let lists = Lists::load(r)?;
         let n = lists.rows;
+        // rows < 2^32 and dim <= MAX_DIM: no overflow.
         let vectors = checked_section(r, "vectors", n * lists.dim)?;
         let norms = checked_section(
             r,
@@ -1020,6 +1026,7 @@ impl IvfSq8Index {
             min: checked_section(r, "sq_min", dim)?,
             step: checked_section(r, "sq_step", dim)?,
         };
+        // rows < 2^32 and dim <= MAX_DIM: no overflow.
         let codes = checked_section(r, "codes", n * stride)?;
         let xn2 = checked_section(r, "xn2", if lists.metric == Metric::L2 { n } else { 0 })?;
         Ok(IvfSq8Index {

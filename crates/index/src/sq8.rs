@@ -72,7 +72,7 @@ impl Cands {
     pub fn new(k: usize) -> Cands {
         Cands {
             k,
-            buf: Vec::with_capacity(2 * k.min(4096)),
+            buf: Vec::with_capacity((2 * k).min(64)),
             thr: f32::INFINITY,
         }
     }
@@ -529,11 +529,15 @@ pub(crate) fn checked_section<T: Pod>(
     }
 }
 
+/// Largest dimension an index accepts (Milvus allows 32768; the integer dot products of
+/// SQ8 stay exact in `i32` up to 66051 dimensions).
+pub const MAX_DIM: usize = 65536;
+
 /// Checks the shape of build input.
 pub(crate) fn check_input(vectors: &[f32], dim: usize) -> Result<usize, IndexError> {
-    if dim == 0 || !vectors.len().is_multiple_of(dim) {
+    if dim == 0 || dim > MAX_DIM || !vectors.len().is_multiple_of(dim) {
         return Err(IndexError::InvalidParameter(format!(
-            "{} values are not rows of dimension {dim}",
+            "{} values are not rows of dimension {dim} (1..={MAX_DIM})",
             vectors.len()
         )));
     }
@@ -600,7 +604,7 @@ impl Sq8Index {
         let metric = metric_of(r.meta("metric")?)?;
         let rows = r.meta_usize("rows")?;
         let dim = r.meta_usize("dim")?;
-        if dim == 0 || rows > u32::MAX as usize {
+        if dim == 0 || dim > MAX_DIM || rows > u32::MAX as usize {
             return Err(IndexError::Corrupt(format!("rows {rows}, dim {dim}")));
         }
         let stride = code_stride(dim);
