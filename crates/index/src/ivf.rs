@@ -6,8 +6,9 @@
 //! parameters (`nlist` at build, `nprobe` at search).
 //!
 //! # Build
-//! `nlist` centroids are trained with [`crate::kmeans`] (seeded, at most 256 training points
-//! per centroid) and every row goes to the list of its nearest centroid (squared L2). A
+//! `nlist` centroids are trained with [`crate::kmeans`] (seeded, 10 iterations, at most 64
+//! training points per centroid) and every row goes to the list of its nearest centroid
+//! (squared L2). A
 //! segment with fewer rows than `nlist` gets one list per row: the effective
 //! `nlist = min(nlist, rows)` (at least 1), which [`VectorIndex::spec`] reports. Within a
 //! list, rows are in increasing order, stored contiguously with their row ids (`u32`):
@@ -16,8 +17,8 @@
 //!
 //! # Search
 //! Each query probes the `nprobe` lists whose centroids are nearest (squared L2 for L2 and
-//! COSINE, largest inner product for IP), `nprobe = knobs.nprobe` or [`default_nprobe`],
-//! clamped to the effective `nlist`. IVF_FLAT scores every entry of those lists exactly (the
+//! COSINE, largest inner product for IP), `nprobe = knobs.nprobe` or [`default_nprobe`]
+//! (`ceil(3 × nlist / 8)`: recall first), clamped to the effective `nlist`. IVF_FLAT scores every entry of those lists exactly (the
 //! same kernels as FLAT, so with `nprobe = nlist` it returns exactly FLAT's answer); IVF_SQ8
 //! ranks entries by 8-bit keys and re-scores the best `k × rerank` (at least `k + 16`) with
 //! the segment's `f32` vectors.
@@ -33,9 +34,12 @@
 //! - **Threads**: many queries (`>= 8`) are processed list by list: the queries probing a
 //!   list are scored together against it with register-tile kernels (6 rows × 32 queries;
 //!   `f32` FMA for IVF_FLAT with exact re-scoring of every entry under the threshold,
-//!   VNNI integer dot products for IVF_SQ8), lists in parallel. One query scans its probed
-//!   lists in parallel groups when they hold enough rows. Results never depend on the
-//!   path, the batch or the thread count.
+//!   VNNI integer dot products for IVF_SQ8), lists in parallel, in two passes (each
+//!   query's `nprobe / 16` nearest lists, at most 8, then the others, capped by the
+//!   threshold the first pass reached). One query scans its probed lists nearest first,
+//!   in parallel groups when they hold enough rows. Probe keys are one FMA chain per
+//!   (query, centroid), bit-identical on every path and instruction set, so results never
+//!   depend on the path, the batch or the thread count.
 
 use rayon::prelude::*;
 
@@ -182,7 +186,12 @@ impl Lists {
         let rows = r.meta_usize("rows")?;
         let dim = r.meta_usize("dim")?;
         let nlist = r.meta_usize("nlist")?;
-        if dim == 0 || rows > u32::MAX as usize || nlist == 0 || nlist > rows.max(1) {
+        if dim == 0
+            || dim > sq8::MAX_DIM
+            || rows > u32::MAX as usize
+            || nlist == 0
+            || nlist > rows.max(1)
+        {
             return Err(bad(format!("rows {rows}, dim {dim}, nlist {nlist}")));
         }
         let nd = nlist
@@ -493,16 +502,24 @@ fn search_ivf<S: Store>(
     // Too few allowed rows found: probe further lists, nearest first (not for ranges).
     if p.range == KeyRange::ALL && np < l.nlist {
         let short: Vec<usize> = (0..nq).filter(|&qi| tops[qi].len() < p.k).collect();
-        for qi in short {
-            let qv = &prepared[qi * dim..(qi + 1) * dim];
-            let order = &l.probe(qv, l.nlist)[0];
-            for &li in &order[np..] {
-                let (s, e) = span(offsets, li);
-                st.scan(&qs[qi], qv, s, e, p, &mut tops[qi], f32::INFINITY);
-                if tops[qi].len() >= p.k {
-                    break;
+        let extended: Vec<(usize, Cands)> = short
+            .into_par_iter()
+            .map(|qi| {
+                let qv = &prepared[qi * dim..(qi + 1) * dim];
+                let mut top = tops[qi].clone();
+                let order = &l.probe(qv, l.nlist)[0];
+                for &li in &order[np..] {
+                    let (s, e) = span(offsets, li);
+                    st.scan(&qs[qi], qv, s, e, p, &mut top, f32::INFINITY);
+                    if top.len() >= p.k {
+                        break;
+                    }
                 }
-            }
+                (qi, top)
+            })
+            .collect();
+        for (qi, top) in extended {
+            tops[qi] = top;
         }
     }
 
@@ -634,6 +651,7 @@ impl IvfFlatIndex {
     pub fn load(r: &BlobReader) -> Result<IvfFlatIndex, IndexError> {
         let lists = Lists::load(r)?;
         let n = lists.rows;
+        // rows < 2^32 and dim <= MAX_DIM: no overflow.
         let vectors = checked_section(r, "vectors", n * lists.dim)?;
         let norms = checked_section(
             r,
@@ -1008,6 +1026,7 @@ impl IvfSq8Index {
             min: checked_section(r, "sq_min", dim)?,
             step: checked_section(r, "sq_step", dim)?,
         };
+        // rows < 2^32 and dim <= MAX_DIM: no overflow.
         let codes = checked_section(r, "codes", n * stride)?;
         let xn2 = checked_section(r, "xn2", if lists.metric == Metric::L2 { n } else { 0 })?;
         Ok(IvfSq8Index {

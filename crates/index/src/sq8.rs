@@ -72,7 +72,7 @@ impl Cands {
     pub fn new(k: usize) -> Cands {
         Cands {
             k,
-            buf: Vec::with_capacity(2 * k.min(4096)),
+            buf: Vec::with_capacity((2 * k).min(64)),
             thr: f32::INFINITY,
         }
     }
@@ -349,11 +349,14 @@ pub(crate) struct Sq8Query {
 }
 
 impl Sq8Query {
-    /// Candidate key of a row with `|x̂|² = xn2` and integer dot product `dot`.
+    /// Candidate key of a row with `|x̂|² = xn2` and integer dot product `dot`:
+    /// `(xn2 + c0) + c1 · dot`, rounded after each operation (no fused multiply-add, which
+    /// is a slow library call without the FMA target feature); the tile kernel computes the
+    /// same operations, so both give the same keys.
     #[inline(always)]
     pub fn key(&self, xn2: f32, dot: i32) -> f32 {
         let add = if self.l2 { xn2 + self.c0 } else { self.c0 };
-        self.c1.mul_add(dot as f32, add)
+        add + self.c1 * dot as f32
     }
 
     /// False only when the exact key of a row whose candidate key is `key` certainly lies
@@ -526,11 +529,15 @@ pub(crate) fn checked_section<T: Pod>(
     }
 }
 
+/// Largest dimension an index accepts (Milvus allows 32768; the integer dot products of
+/// SQ8 stay exact in `i32` up to 66051 dimensions).
+pub const MAX_DIM: usize = 65536;
+
 /// Checks the shape of build input.
 pub(crate) fn check_input(vectors: &[f32], dim: usize) -> Result<usize, IndexError> {
-    if dim == 0 || !vectors.len().is_multiple_of(dim) {
+    if dim == 0 || dim > MAX_DIM || !vectors.len().is_multiple_of(dim) {
         return Err(IndexError::InvalidParameter(format!(
-            "{} values are not rows of dimension {dim}",
+            "{} values are not rows of dimension {dim} (1..={MAX_DIM})",
             vectors.len()
         )));
     }
@@ -597,7 +604,7 @@ impl Sq8Index {
         let metric = metric_of(r.meta("metric")?)?;
         let rows = r.meta_usize("rows")?;
         let dim = r.meta_usize("dim")?;
-        if dim == 0 || rows > u32::MAX as usize {
+        if dim == 0 || dim > MAX_DIM || rows > u32::MAX as usize {
             return Err(IndexError::Corrupt(format!("rows {rows}, dim {dim}")));
         }
         let stride = code_stride(dim);
@@ -1020,7 +1027,7 @@ pub(crate) mod x86 {
         }
     }
 
-    /// 6 rows × 32 queries: `keys[l * 32 + lane] = c1[lane] * I + (add[l] + c0[lane])` (L2;
+    /// 6 rows × 32 queries: `keys[l * 32 + lane] = (add[l] + c0[lane]) + c1[lane] * I` (L2;
     /// `c0[lane]` alone otherwise) with `I` the integer dot product, `hits[l]` the lanes
     /// with `key <= thr[lane]`.
     ///
@@ -1064,10 +1071,10 @@ pub(crate) mod x86 {
                     } else {
                         k0
                     };
-                    let k = _mm512_fmadd_ps(
-                        _mm512_cvtepi32_ps(*av),
-                        _mm512_loadu_ps(c1.add(i * 16)),
+                    // As Sq8Query::key: a product, then a sum, each rounded.
+                    let k = _mm512_add_ps(
                         ad,
+                        _mm512_mul_ps(_mm512_cvtepi32_ps(*av), _mm512_loadu_ps(c1.add(i * 16))),
                     );
                     _mm512_storeu_ps(keys.add(l * 32 + i * 16), k);
                     let t = _mm512_loadu_ps(thr.add(i * 16));
