@@ -87,6 +87,37 @@ fn list<T: std::str::FromStr>(args: &[String], name: &str, default: &str) -> Vec
     s.split(',').filter_map(|x| x.parse().ok()).collect()
 }
 
+/// Anonymous memory advised for transparent huge pages.
+struct HugeBuf(*mut f32, usize);
+
+impl HugeBuf {
+    fn as_slice(&self) -> &[f32] {
+        // SAFETY: a live mapping of `self.1` initialised floats.
+        unsafe { std::slice::from_raw_parts(self.0, self.1) }
+    }
+}
+
+fn huge_copy(v: &[f32]) -> Result<HugeBuf, String> {
+    let bytes = (v.len() * 4).div_ceil(1 << 21) << 21;
+    // SAFETY: a fresh private anonymous mapping, checked, then filled within its length.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            bytes.max(1 << 21),
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return Err("mmap failed".into());
+        }
+        libc::madvise(p, bytes.max(1 << 21), libc::MADV_HUGEPAGE);
+        std::ptr::copy_nonoverlapping(v.as_ptr(), p as *mut f32, v.len());
+        Ok(HugeBuf(p as *mut f32, v.len()))
+    }
+}
+
 /// CPU seconds of this process (all threads): robust to other jobs on a shared machine.
 fn cpu_s() -> f64 {
     let mut ts = libc::timespec {
@@ -241,6 +272,18 @@ fn main() -> Result<(), String> {
         }
     };
     base.shrink_to_fit();
+    // `--thp`: search over a copy of the vectors in transparent huge pages (2 MiB), as a
+    // store could map them: fewer TLB misses on random rows.
+    let thp_buf;
+    let base: &[f32] = if args.iter().any(|a| a == "--thp") {
+        thp_buf = huge_copy(&base)?;
+        drop(base);
+        thp_buf.as_slice()
+    } else {
+        thp_buf = HugeBuf(std::ptr::null_mut(), 0);
+        let _ = &thp_buf;
+        Box::leak(base.into_boxed_slice())
+    };
 
     let params = |ef: usize, allowed: Option<&'static [u64]>| AnnParams {
         k,

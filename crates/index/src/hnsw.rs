@@ -30,10 +30,14 @@
 //! below ~6k rows, batches of 12 or more on AVX-512 below ~140k rows); selective filters
 //! (at `ef` 192 and 1M rows: under ~7% allowed for one query, ~11% for batches).
 //! - `allowed` (deleted or filtered-out rows): the graph is traversed through every row, but
-//!   only allowed rows enter the result list (hnswlib's filter). Exploration continues until
-//!   `ef` allowed rows are held, so a selectivity `s` explores about `ef / s` rows. When no
-//!   more than `ef` rows are allowed, or the segment has no more than `ef` rows, the allowed
-//!   rows are scored exactly instead (the result is then exact).
+//!   only allowed rows enter the result list (hnswlib's filter), and disallowed rows are
+//!   never returned. Exploration continues until `ef` allowed rows are held and no
+//!   candidate is closer than the worst of them, so with a fraction `s` allowed the search
+//!   explores about as many rows as an unfiltered one with `ef / s` (`ef` needs no raising):
+//!   on face-like data at 100k rows and `ef` 64, filtered recall@10 is 0.998 at 10% and
+//!   0.9995 at 5% allowed (unfiltered: 0.95), the top-1 equal to the exact filtered top-1 on
+//!   every query. The cost grows as about `s^-0.9`, hence the exact scan for selective
+//!   filters above.
 //! - `range`: rows whose key is under `range.lo` (closer than `range_filter`) are traversed
 //!   but not collected; the result list is the usual `ef` nearest rows at or beyond `lo`, of
 //!   which those under `range.hi` (the radius) are returned. Range search is therefore
@@ -414,7 +418,12 @@ impl Graph for Frozen<'_> {
             .links0
             .as_ptr()
             .wrapping_add(id as usize * self.stride0);
-        prefetch(p as *const f32);
+        let mut o = 0;
+        while o < self.stride0 {
+            prefetch(p.wrapping_add(o) as *const f32);
+            o += 16;
+        }
+        prefetch(p.wrapping_add(self.stride0 - 1) as *const f32);
     }
 }
 
