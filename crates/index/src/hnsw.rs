@@ -304,13 +304,9 @@ impl<const MAX: bool> Heap<MAX> {
         }
         self.v[i] = c;
     }
+    /// Replaces the root by `c` and restores the heap order.
     #[inline]
-    fn pop(&mut self) -> Option<Cand> {
-        let last = self.v.pop()?;
-        if self.v.is_empty() {
-            return Some(last);
-        }
-        let top = self.v[0];
+    fn replace_top(&mut self, c: Cand) {
         let n = self.v.len();
         let mut i = 0;
         loop {
@@ -319,19 +315,29 @@ impl<const MAX: bool> Heap<MAX> {
                 break;
             }
             let r = l + 1;
-            let c = if r < n && Self::above(self.v[r].key, self.v[l].key) {
+            let m = if r < n && Self::above(self.v[r].key, self.v[l].key) {
                 r
             } else {
                 l
             };
-            if Self::above(self.v[c].key, last.key) {
-                self.v[i] = self.v[c];
-                i = c;
+            if Self::above(self.v[m].key, c.key) {
+                self.v[i] = self.v[m];
+                i = m;
             } else {
                 break;
             }
         }
-        self.v[i] = last;
+        self.v[i] = c;
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<Cand> {
+        let last = self.v.pop()?;
+        if self.v.is_empty() {
+            return Some(last);
+        }
+        let top = self.v[0];
+        self.replace_top(last);
         Some(top)
     }
 }
@@ -575,9 +581,11 @@ fn search_layer<K: Kern, G: Graph>(
             if top.len() < ef || d < bound {
                 cand.push(Cand { key: d, id: nb });
                 if !filtering || filter.accepts(nb, d) {
-                    top.push(Cand { key: d, id: nb });
-                    if top.len() > ef {
-                        top.pop();
+                    if top.len() < ef {
+                        top.push(Cand { key: d, id: nb });
+                    } else {
+                        // Full: d < bound, the worst kept row gives way.
+                        top.replace_top(Cand { key: d, id: nb });
                     }
                 }
                 if top.len() > 0 {
@@ -1318,6 +1326,25 @@ mod tests {
         assert_eq!(up, sorted);
         sorted.reverse();
         assert_eq!(down, sorted);
+        // A bounded max-heap with replace_top keeps the 10 smallest.
+        let mut best = Heap::<true>::default();
+        for (i, &k) in keys.iter().enumerate() {
+            if best.len() < 10 {
+                best.push(Cand {
+                    key: k,
+                    id: i as u32,
+                });
+            } else if k < best.peek_key() {
+                best.replace_top(Cand {
+                    key: k,
+                    id: i as u32,
+                });
+            }
+        }
+        let mut kept: Vec<f32> = best.v.iter().map(|c| c.key).collect();
+        kept.sort_by(f32::total_cmp);
+        sorted.reverse();
+        assert_eq!(kept, sorted[..10]);
     }
 
     #[test]
