@@ -11,14 +11,18 @@
 //! `gt_I.npy` (`nq × 100` int64); with `--n` below the file's rows the first `n` rows are
 //! indexed and the ground truth is recomputed with `flat_search`. Prints the build time, the
 //! index bytes per vector, then per `ef`: recall@1 and @10, batch q/s (`nq` queries in one
-//! call) and single-query p50 / p99 latency, for each thread count (a rayon pool of that
-//! size), with `q/CPU-s` = queries per CPU-second of the process (robust to other jobs
-//! on a shared machine). `--index-file F` loads the index from `F` (built and saved there
-//! when absent). `--filter s` adds filtered search at selectivity `s` (a seeded random bitmap):
-//! recall@10 and top-1 agreement against the exact filtered answer. Searches go through the
-//! graph (`Hnsw::search_graph`); `--auto` uses `VectorIndex::search`, which scans exactly
-//! when its cost model says that is cheaper (small segments, selective filters). `--reps R`: batch runs
-//! per setting (best kept, default 3); `--single N`: single queries timed (default all).
+//! call), `q/CPU-s` (queries per CPU-second of the process: robust to other jobs on a shared
+//! machine) and single-query p50 / p99 latency, for each thread count (a rayon pool of that
+//! size).
+//!
+//! Options: `--index-file F` loads the index from `F` (built and saved there when absent);
+//! `--filter s` adds filtered search at selectivity `s` (a seeded random bitmap): recall@10
+//! and top-1 agreement against the exact filtered answer; `--reps R` batch runs per setting
+//! (best kept, default 3); `--single N` single queries timed (default all); `--thp` searches
+//! a copy of the vectors in transparent huge pages; `--metric IP|COSINE`. Searches go
+//! through the graph (`Hnsw::search_graph`); `--auto` uses `VectorIndex::search`, which
+//! scans exactly when its cost model says that is cheaper (small segments, selective
+//! filters).
 use facedb_index::blob::BlobReader;
 use facedb_index::hnsw::Hnsw;
 use facedb_index::{
@@ -85,6 +89,44 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
 fn list<T: std::str::FromStr>(args: &[String], name: &str, default: &str) -> Vec<T> {
     let s: String = arg(args, name).unwrap_or_else(|| default.to_string());
     s.split(',').filter_map(|x| x.parse().ok()).collect()
+}
+
+/// Anonymous memory advised for transparent huge pages: (address, floats, bytes mapped).
+struct HugeBuf(*mut f32, usize, usize);
+
+impl Drop for HugeBuf {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made by `huge_copy`, unmapped once.
+        unsafe { libc::munmap(self.0 as *mut libc::c_void, self.2) };
+    }
+}
+
+impl HugeBuf {
+    fn as_slice(&self) -> &[f32] {
+        // SAFETY: a live mapping of `self.1` initialised floats.
+        unsafe { std::slice::from_raw_parts(self.0, self.1) }
+    }
+}
+
+fn huge_copy(v: &[f32]) -> Result<HugeBuf, String> {
+    let bytes = ((v.len() * 4).div_ceil(1 << 21) << 21).max(1 << 21);
+    // SAFETY: a fresh private anonymous mapping, checked, then filled within its length.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return Err("mmap failed".into());
+        }
+        libc::madvise(p, bytes, libc::MADV_HUGEPAGE);
+        std::ptr::copy_nonoverlapping(v.as_ptr(), p as *mut f32, v.len());
+        Ok(HugeBuf(p as *mut f32, v.len(), bytes))
+    }
 }
 
 /// CPU seconds of this process (all threads): robust to other jobs on a shared machine.
@@ -241,6 +283,17 @@ fn main() -> Result<(), String> {
         }
     };
     base.shrink_to_fit();
+    // `--thp`: search over a copy of the vectors in transparent huge pages (2 MiB), as a
+    // store could map them: fewer TLB misses on random rows.
+    let huge = if args.iter().any(|a| a == "--thp") {
+        Some(huge_copy(&base)?)
+    } else {
+        None
+    };
+    let base: &[f32] = match &huge {
+        Some(h) => h.as_slice(),
+        None => &base,
+    };
 
     let params = |ef: usize, allowed: Option<&'static [u64]>| AnnParams {
         k,
@@ -268,7 +321,7 @@ fn main() -> Result<(), String> {
                 let mut got = Vec::new();
                 for _ in 0..reps {
                     let (t, c) = (Instant::now(), cpu_s());
-                    got = search(&idx, &base, &queries, &p);
+                    got = search(&idx, base, &queries, &p);
                     best = best.min(t.elapsed().as_secs_f64());
                     best_cpu = best_cpu.min(cpu_s() - c);
                 }
@@ -278,7 +331,7 @@ fn main() -> Result<(), String> {
                 (0..single.min(nq))
                     .map(|i| {
                         let t = Instant::now();
-                        let r = search(&idx, &base, &queries[i * dim..(i + 1) * dim], &p);
+                        let r = search(&idx, base, &queries[i * dim..(i + 1) * dim], &p);
                         std::hint::black_box(r);
                         t.elapsed().as_secs_f64() * 1e6
                     })
@@ -316,7 +369,7 @@ fn main() -> Result<(), String> {
         }
         let words: &'static [u64] = Box::leak(words.into_boxed_slice());
         let t = Instant::now();
-        let fgt = exact(Some(words), &base);
+        let fgt = exact(Some(words), base);
         println!(
             "filter {sel:.3}: exact flat_search (k=100) {:.0} q/s (all threads)",
             nq as f64 / t.elapsed().as_secs_f64()
@@ -324,7 +377,7 @@ fn main() -> Result<(), String> {
         for &ef in &efs {
             let p = params(ef, Some(words));
             let t = Instant::now();
-            let got = full.install(|| search(&idx, &base, &queries, &p));
+            let got = full.install(|| search(&idx, base, &queries, &p));
             let qps = nq as f64 / t.elapsed().as_secs_f64();
             let rows: Vec<Vec<u32>> = got
                 .iter()

@@ -30,10 +30,14 @@
 //! below ~6k rows, batches of 12 or more on AVX-512 below ~140k rows); selective filters
 //! (at `ef` 192 and 1M rows: under ~7% allowed for one query, ~11% for batches).
 //! - `allowed` (deleted or filtered-out rows): the graph is traversed through every row, but
-//!   only allowed rows enter the result list (hnswlib's filter). Exploration continues until
-//!   `ef` allowed rows are held, so a selectivity `s` explores about `ef / s` rows. When no
-//!   more than `ef` rows are allowed, or the segment has no more than `ef` rows, the allowed
-//!   rows are scored exactly instead (the result is then exact).
+//!   only allowed rows enter the result list (hnswlib's filter), and disallowed rows are
+//!   never returned. Exploration continues until `ef` allowed rows are held and no
+//!   candidate is closer than the worst of them, so with a fraction `s` allowed the search
+//!   explores about as many rows as an unfiltered one with `ef / s` (`ef` needs no raising):
+//!   on face-like data at 100k rows and `ef` 64, filtered recall@10 is 0.998 at 10% and
+//!   0.9995 at 5% allowed (unfiltered: 0.95), the top-1 equal to the exact filtered top-1 on
+//!   every query. The cost grows as about `s^-0.9`, hence the exact scan for selective
+//!   filters above.
 //! - `range`: rows whose key is under `range.lo` (closer than `range_filter`) are traversed
 //!   but not collected; the result list is the usual `ef` nearest rows at or beyond `lo`, of
 //!   which those under `range.hi` (the radius) are returned. Range search is therefore
@@ -300,13 +304,9 @@ impl<const MAX: bool> Heap<MAX> {
         }
         self.v[i] = c;
     }
+    /// Replaces the root by `c` and restores the heap order.
     #[inline]
-    fn pop(&mut self) -> Option<Cand> {
-        let last = self.v.pop()?;
-        if self.v.is_empty() {
-            return Some(last);
-        }
-        let top = self.v[0];
+    fn replace_top(&mut self, c: Cand) {
         let n = self.v.len();
         let mut i = 0;
         loop {
@@ -315,19 +315,29 @@ impl<const MAX: bool> Heap<MAX> {
                 break;
             }
             let r = l + 1;
-            let c = if r < n && Self::above(self.v[r].key, self.v[l].key) {
+            let m = if r < n && Self::above(self.v[r].key, self.v[l].key) {
                 r
             } else {
                 l
             };
-            if Self::above(self.v[c].key, last.key) {
-                self.v[i] = self.v[c];
-                i = c;
+            if Self::above(self.v[m].key, c.key) {
+                self.v[i] = self.v[m];
+                i = m;
             } else {
                 break;
             }
         }
-        self.v[i] = last;
+        self.v[i] = c;
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<Cand> {
+        let last = self.v.pop()?;
+        if self.v.is_empty() {
+            return Some(last);
+        }
+        let top = self.v[0];
+        self.replace_top(last);
         Some(top)
     }
 }
@@ -414,7 +424,12 @@ impl Graph for Frozen<'_> {
             .links0
             .as_ptr()
             .wrapping_add(id as usize * self.stride0);
-        prefetch(p as *const f32);
+        let mut o = 0;
+        while o < self.stride0 {
+            prefetch(p.wrapping_add(o) as *const f32);
+            o += 16;
+        }
+        prefetch(p.wrapping_add(self.stride0 - 1) as *const f32);
     }
 }
 
@@ -566,9 +581,11 @@ fn search_layer<K: Kern, G: Graph>(
             if top.len() < ef || d < bound {
                 cand.push(Cand { key: d, id: nb });
                 if !filtering || filter.accepts(nb, d) {
-                    top.push(Cand { key: d, id: nb });
-                    if top.len() > ef {
-                        top.pop();
+                    if top.len() < ef {
+                        top.push(Cand { key: d, id: nb });
+                    } else {
+                        // Full: d < bound, the worst kept row gives way.
+                        top.replace_top(Cand { key: d, id: nb });
                     }
                 }
                 if top.len() > 0 {
@@ -1309,6 +1326,25 @@ mod tests {
         assert_eq!(up, sorted);
         sorted.reverse();
         assert_eq!(down, sorted);
+        // A bounded max-heap with replace_top keeps the 10 smallest.
+        let mut best = Heap::<true>::default();
+        for (i, &k) in keys.iter().enumerate() {
+            if best.len() < 10 {
+                best.push(Cand {
+                    key: k,
+                    id: i as u32,
+                });
+            } else if k < best.peek_key() {
+                best.replace_top(Cand {
+                    key: k,
+                    id: i as u32,
+                });
+            }
+        }
+        let mut kept: Vec<f32> = best.v.iter().map(|c| c.key).collect();
+        kept.sort_by(f32::total_cmp);
+        sorted.reverse();
+        assert_eq!(kept, sorted[..10]);
     }
 
     #[test]

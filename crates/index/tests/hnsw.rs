@@ -1,7 +1,11 @@
 //! HNSW against FLAT on clustered synthetic data: recall, exact scores, filters, range
 //! search, metrics, serialisation, corrupt files and edge cases.
 //!
-//! Sizes are reduced in debug builds; the figures asserted hold for both.
+//! `VectorIndex::search` may answer small or selective searches with an exact scan (its cost
+//! model); the recall and range tests search one query at a time on 20k rows, which goes
+//! through the graph, and `Hnsw::search_graph` forces it where needed. The graph's filtered
+//! path is tested in `src/hnsw.rs` on its own. Sizes are reduced in debug builds; the
+//! figures asserted hold for both.
 
 use std::cmp::Ordering;
 use std::sync::{Arc, OnceLock};
