@@ -999,3 +999,59 @@ fn ingest(
     anyhow::ensure!(status.success(), "bench.py ingest failed ({status})");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_round_trip_and_header_alignment() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.npy");
+        let data: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 1.0).collect();
+        write_npy(&p, &[3, 4], &data).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+        let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        assert_eq!(bytes[10 + hlen - 1], b'\n');
+        assert_eq!(bytes.len(), 10 + hlen + 12 * 4);
+        let (shape, back) = read_npy::<f32>(&p).unwrap();
+        assert_eq!(shape, vec![3, 4]);
+        assert_eq!(back, data);
+        let ids: Vec<i64> = vec![-1, 0, 1 << 40];
+        write_npy(&p, &[3], &ids).unwrap();
+        let (shape, back) = read_npy::<i64>(&p).unwrap();
+        assert_eq!((shape, back), (vec![3], ids));
+        assert!(write_npy(&p, &[2, 2], &[1.0f32; 3]).is_err());
+    }
+
+    #[test]
+    fn labelled_files_of_both_kinds() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l.json");
+        std::fs::write(
+            &p,
+            r#"{"samples": [{"label": "a", "encoding": [1, 2]}, {"label": "b", "encoding": [0.5, 0]}]}"#,
+        )
+        .unwrap();
+        let s = load_labelled(&p).unwrap();
+        assert_eq!(
+            s,
+            vec![("a".into(), vec![1.0, 2.0]), ("b".into(), vec![0.5, 0.0])]
+        );
+        std::fs::write(&p, r#"{"samples": [{"encoding": [1]}]}"#).unwrap();
+        assert!(load_labelled(&p).is_err());
+        std::fs::write(&p, r#"{"other": 1}"#).unwrap();
+        assert!(load_labelled(&p).is_err());
+        let reference = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/reference/face_recognition_encodings.json");
+        if reference.is_file() {
+            let s = load_labelled(&reference).unwrap();
+            assert_eq!(s.len(), 137);
+            assert_eq!(s.iter().filter(|x| x.0 == "obama").count(), 6);
+        } else {
+            eprintln!("SKIPPED part: {} is absent", reference.display());
+        }
+    }
+}

@@ -130,9 +130,10 @@ fn check_spec(spec: IndexSpec) -> bool {
     true
 }
 
-/// Every requirement on one built index; the first one not met.
+/// Every requirement on one built index; `Err` lists those not met.
 fn check(ix: &dyn VectorIndex, name: &str) -> Result<(), String> {
     let f = fixture().ok_or("no fixture")?;
+    let mut failed: Vec<String> = Vec::new();
     let data = &f.data;
     let spec = ix.spec();
     let n = data.rows();
@@ -146,12 +147,12 @@ fn check(ix: &dyn VectorIndex, name: &str) -> Result<(), String> {
         "{name}: recall@10 {r10:.4}; genuine mates found (top-10 / top-1) {ix_any}/{ix_top1} vs FLAT {flat_any}/{flat_top1} of {enrolled}"
     );
     if r10 < 0.99 {
-        return Err(format!("{name}: recall@10 {r10} < 0.99"));
+        failed.push(format!("{name}: recall@10 {r10} < 0.99"));
     }
     // within 0.1 percentage point of FLAT's rate
     let slack = enrolled / 1000;
     if ix_any + slack < flat_any || ix_top1 + slack < flat_top1 {
-        return Err(format!(
+        failed.push(format!(
             "{name}: genuine mates found (top-10 / top-1) {ix_any}/{ix_top1} vs FLAT {flat_any}/{flat_top1} of {enrolled}"
         ));
     }
@@ -190,12 +191,16 @@ fn check(ix: &dyn VectorIndex, name: &str) -> Result<(), String> {
         let share = same as f64 / exact.len() as f64;
         println!("{name}: filter keeping {keep}: exact top-1 on {share:.4} of probes");
         if share < 0.99 {
-            return Err(format!(
+            failed.push(format!(
                 "{name}: filtered ({keep}) top-1 equal to exact on {share} < 0.99"
             ));
         }
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("\n"))
+    }
 }
 
 /// Test doubles for the harness itself: an exact index, one that ignores the filter, one
