@@ -556,6 +556,47 @@ macro_rules! tile_kernel {
 tile_kernel!(tile_6x32, 32, 2);
 tile_kernel!(tile_6x16, 16, 1);
 
+/// Exact re-ranking of index candidates for one query.
+///
+/// `q` is the prepared query (cosine queries unit-normalised, see `prepare_queries`);
+/// `rows` are candidate rows (duplicates are ignored, disallowed rows dropped). Every
+/// candidate is re-scored with the `f32` row kernel, kept when in `range`, ordered by
+/// (key, tie-break) and cut to `k`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn exact_rerank(
+    metric: Metric,
+    vectors: &[f32],
+    dim: usize,
+    q: &[f32],
+    rows: impl IntoIterator<Item = u32>,
+    k: usize,
+    range: KeyRange,
+    allowed: Option<&[u64]>,
+    tiebreak: TieBreak<'_>,
+) -> Vec<Neighbor> {
+    let l2 = distance::l2_sq_kernel();
+    let dot = distance::dot_kernel();
+    let mut top = TopK::new(k);
+    let mut seen = rustc_hash::FxHashSet::default();
+    for r in rows {
+        if !is_allowed(allowed, r as usize) || !seen.insert(r) {
+            continue;
+        }
+        let ru = r as usize;
+        let key = row_key(metric, l2, dot, &vectors[ru * dim..(ru + 1) * dim], q);
+        if range.contains(key) && key <= top.threshold() {
+            top.push(key, r, tiebreak);
+        }
+    }
+    top.into_sorted(tiebreak)
+        .into_iter()
+        .map(|c| Neighbor {
+            row: c.row,
+            score: metric.score(c.key),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -705,45 +746,4 @@ mod tests {
             );
         }
     }
-}
-
-/// Exact re-ranking of index candidates for one query.
-///
-/// `q` is the prepared query (cosine queries unit-normalised, see `prepare_queries`);
-/// `rows` are candidate rows (duplicates are ignored, disallowed rows dropped). Every
-/// candidate is re-scored with the `f32` row kernel, kept when in `range`, ordered by
-/// (key, tie-break) and cut to `k`.
-#[allow(clippy::too_many_arguments, dead_code)]
-pub(crate) fn exact_rerank(
-    metric: Metric,
-    vectors: &[f32],
-    dim: usize,
-    q: &[f32],
-    rows: impl IntoIterator<Item = u32>,
-    k: usize,
-    range: KeyRange,
-    allowed: Option<&[u64]>,
-    tiebreak: TieBreak<'_>,
-) -> Vec<Neighbor> {
-    let l2 = distance::l2_sq_kernel();
-    let dot = distance::dot_kernel();
-    let mut top = TopK::new(k);
-    let mut seen = rustc_hash::FxHashSet::default();
-    for r in rows {
-        if !is_allowed(allowed, r as usize) || !seen.insert(r) {
-            continue;
-        }
-        let ru = r as usize;
-        let key = row_key(metric, l2, dot, &vectors[ru * dim..(ru + 1) * dim], q);
-        if range.contains(key) && key <= top.threshold() {
-            top.push(key, r, tiebreak);
-        }
-    }
-    top.into_sorted(tiebreak)
-        .into_iter()
-        .map(|c| Neighbor {
-            row: c.row,
-            score: metric.score(c.key),
-        })
-        .collect()
 }
