@@ -1384,7 +1384,11 @@ mod tests {
                 for qi in 0..4 {
                     let r = qi * c.padded..qi * c.padded + nlist;
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&one[r.clone()]), bits(&want[r.clone()]), "{nlist} {dim}");
+                    assert_eq!(
+                        bits(&one[r.clone()]),
+                        bits(&want[r.clone()]),
+                        "{nlist} {dim}"
+                    );
                     assert_eq!(bits(&four[r.clone()]), bits(&want[r]), "{nlist} {dim} x4");
                 }
                 #[cfg(target_arch = "x86_64")]

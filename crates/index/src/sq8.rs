@@ -469,7 +469,7 @@ pub(crate) fn rerank(
             // SAFETY: a prefetch of an address inside `vectors`; it never faults.
             unsafe {
                 std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    line.as_ptr() as *const i8,
+                    line.as_ptr() as *const i8
                 )
             };
         }
@@ -673,7 +673,14 @@ impl VectorIndex for Sq8Index {
             p,
         );
         let rerank = |(qi, t): (usize, Cands)| {
-            rerank(self.metric, vectors, dim, &prepared[qi * dim..(qi + 1) * dim], t, p)
+            rerank(
+                self.metric,
+                vectors,
+                dim,
+                &prepared[qi * dim..(qi + 1) * dim],
+                t,
+                p,
+            )
         };
         if nq > 1 {
             tops.into_par_iter().enumerate().map(rerank).collect()
@@ -1170,6 +1177,50 @@ mod tests {
                 dots(isa, &codes, stride, &w8, &mut out);
                 assert_eq!(out, want, "{isa:?} dim {dim}");
             }
+        }
+    }
+
+    #[test]
+    fn candidate_buffer_keeps_what_a_heap_keeps() {
+        use crate::topk::{by_row, TopK};
+        let mut rng = Rng::new(11);
+        let rev = |a: u32, b: u32| b.cmp(&a);
+        for round in 0..200 {
+            let k = 1 + rng.below(30) as usize;
+            let n = rng.below(300) as usize;
+            // Few distinct keys: many ties, decided by the tie-break.
+            let keys: Vec<(f32, u32)> = (0..n).map(|i| (rng.below(20) as f32, i as u32)).collect();
+            let tb: crate::topk::TieBreak<'_> = if round % 2 == 0 { &by_row } else { &rev };
+            let mut heap = TopK::new(k);
+            let mut a = Cands::new(k);
+            let mut b = Cands::new(k);
+            for (i, &(key, row)) in keys.iter().enumerate() {
+                heap.push(key, row, tb);
+                if key <= a.threshold() {
+                    a.push(key, row, tb);
+                }
+                // Half into a second buffer, merged at the end.
+                if i % 2 == 0 {
+                    if key <= b.threshold() {
+                        b.push(key, row, tb);
+                    }
+                }
+            }
+            let mut c = Cands::new(k);
+            for &(key, row) in keys.iter().skip(1).step_by(2) {
+                c.push(key, row, tb);
+            }
+            b.merge(c, tb);
+            let want: Vec<(f32, u32)> = heap
+                .into_sorted(tb)
+                .iter()
+                .map(|c| (c.key, c.row))
+                .collect();
+            let got: Vec<(f32, u32)> = a.into_sorted(tb).iter().map(|c| (c.key, c.row)).collect();
+            let merged: Vec<(f32, u32)> =
+                b.into_sorted(tb).iter().map(|c| (c.key, c.row)).collect();
+            assert_eq!(got, want, "k {k} n {n}");
+            assert_eq!(merged, want, "k {k} n {n} merged");
         }
     }
 
