@@ -1200,10 +1200,8 @@ mod tests {
                     a.push(key, row, tb);
                 }
                 // Half into a second buffer, merged at the end.
-                if i % 2 == 0 {
-                    if key <= b.threshold() {
-                        b.push(key, row, tb);
-                    }
+                if i % 2 == 0 && key <= b.threshold() {
+                    b.push(key, row, tb);
                 }
             }
             let mut c = Cands::new(k);
