@@ -1181,6 +1181,48 @@ mod tests {
     }
 
     #[test]
+    fn candidate_buffer_keeps_what_a_heap_keeps() {
+        use crate::topk::{by_row, TopK};
+        let mut rng = Rng::new(11);
+        let rev = |a: u32, b: u32| b.cmp(&a);
+        for round in 0..200 {
+            let k = 1 + rng.below(30) as usize;
+            let n = rng.below(300) as usize;
+            // Few distinct keys: many ties, decided by the tie-break.
+            let keys: Vec<(f32, u32)> = (0..n).map(|i| (rng.below(20) as f32, i as u32)).collect();
+            let tb: crate::topk::TieBreak<'_> = if round % 2 == 0 { &by_row } else { &rev };
+            let mut heap = TopK::new(k);
+            let mut a = Cands::new(k);
+            let mut b = Cands::new(k);
+            for (i, &(key, row)) in keys.iter().enumerate() {
+                heap.push(key, row, tb);
+                if key <= a.threshold() {
+                    a.push(key, row, tb);
+                }
+                // Half into a second buffer, merged at the end.
+                if i % 2 == 0 && key <= b.threshold() {
+                    b.push(key, row, tb);
+                }
+            }
+            let mut c = Cands::new(k);
+            for &(key, row) in keys.iter().skip(1).step_by(2) {
+                c.push(key, row, tb);
+            }
+            b.merge(c, tb);
+            let want: Vec<(f32, u32)> = heap
+                .into_sorted(tb)
+                .iter()
+                .map(|c| (c.key, c.row))
+                .collect();
+            let got: Vec<(f32, u32)> = a.into_sorted(tb).iter().map(|c| (c.key, c.row)).collect();
+            let merged: Vec<(f32, u32)> =
+                b.into_sorted(tb).iter().map(|c| (c.key, c.row)).collect();
+            assert_eq!(got, want, "k {k} n {n}");
+            assert_eq!(merged, want, "k {k} n {n} merged");
+        }
+    }
+
+    #[test]
     fn candidate_keys_and_range_bounds_hold() {
         let dim = 64;
         let v = data(400, dim, 9);
