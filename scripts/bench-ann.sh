@@ -14,8 +14,8 @@
 #                   by `facedb bench facefit` when the models are there, else the
 #                   face_recognition reference encodings)
 #        MODELS     face models (default $FACEDB_MODELS, else ./models)
-#        DATASETS   default "face128 facecal";  PEER_INDEXES  bench.py index names
-#        FACEDB_INDEXES  default "FLAT SQ8 IVF_FLAT IVF_SQ8 HNSW";  NLIST (default 4 sqrt(N),
+#        DATASETS   default "face128 facecal";  PEER_INDEXES  bench.py index names (empty: none)
+#        FACEDB_INDEXES  default "FLAT SQ8 IVF_FLAT IVF_SQ8 HNSW" (empty: none);  NLIST (4 sqrt(N),
 #                   as bench.py's faiss_ivfflat);  TAG  stored with facedb's records
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,8 +24,8 @@ PEERS=../shared/peers/ann
 export ANN_HOME=${ANN_HOME:-$HOME/.cache/facedb-peers/ann}
 PY=${PY:-$ANN_HOME/venv/bin/python}
 DATASETS=${DATASETS:-face128 facecal}
-PEER_INDEXES=${PEER_INDEXES:-faiss_flat,faiss_ivfflat,faiss_sq8,faiss_hnsw32,hnswlib_m16,usearch_f32}
-FACEDB_INDEXES=${FACEDB_INDEXES:-FLAT SQ8 IVF_FLAT IVF_SQ8 HNSW}
+PEER_INDEXES=${PEER_INDEXES-faiss_flat,faiss_ivfflat,faiss_sq8,faiss_hnsw32,hnswlib_m16,usearch_f32}
+FACEDB_INDEXES=${FACEDB_INDEXES-FLAT SQ8 IVF_FLAT IVF_SQ8 HNSW}
 NLIST=${NLIST:-$(awk -v n="$N" 'BEGIN { printf "%d", 4 * sqrt(n) + 0.5 }')}
 TAG=${TAG:-}
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX} # faiss's OpenBLAS: see peers/ann/README.md
@@ -58,16 +58,22 @@ if [[ " $DATASETS " == *" face128 "* ]] && [ ! -f "$ANN_HOME/data/face128_$N/met
     "$PY" "$PEERS/gen.py" --dataset face128 --n "$N"
 fi
 
-# --- runs
+# --- runs (sweeps like bench.py's for faiss and hnswlib, plus facedb's defaults)
+NPROBES=default
+for v in 1 4 16 32 64 128 256 512 1024; do
+    if [ "$v" -le "$NLIST" ]; then NPROBES="$NPROBES,$v"; fi
+done
 for ds in $DATASETS; do
-    echo "== ${ds}_$N: peers ($PEER_INDEXES)"
-    "$PY" "$PEERS/bench.py" run --dataset "$ds" --n "$N" --index "$PEER_INDEXES" || echo "peers on $ds failed"
+    if [ -n "$PEER_INDEXES" ]; then
+        echo "== ${ds}_$N: peers ($PEER_INDEXES)"
+        "$PY" "$PEERS/bench.py" run --dataset "$ds" --n "$N" --index "$PEER_INDEXES" || echo "peers on $ds failed"
+    fi
     for ix in $FACEDB_INDEXES; do
         case $ix in
         FLAT) args=() ;;
         SQ8) args=(--sweep rerank=1,2,4,8) ;;
-        IVF_FLAT | IVF_SQ8) args=(--param "nlist=$NLIST" --sweep nprobe=1,4,16,32,64,128,256) ;;
-        HNSW) args=(--param M=16 --param efConstruction=200 --sweep ef=16,32,64,128,256,512) ;;
+        IVF_FLAT | IVF_SQ8) args=(--param "nlist=$NLIST" --sweep "nprobe=$NPROBES") ;;
+        HNSW) args=(--param M=16 --param efConstruction=200 --sweep ef=16,32,64,128,default,256,512,1024) ;;
         *) args=() ;;
         esac
         echo "== ${ds}_$N: facedb $ix ${args[*]}"

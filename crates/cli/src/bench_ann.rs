@@ -504,7 +504,9 @@ pub struct AnnArgs {
     /// Build parameter NAME=VALUE with Milvus's names (nlist, M, efConstruction); repeatable.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
-    /// Search parameter swept: nprobe=8,16,32 | ef=32,64,128 | rerank=1,2,4.
+    /// Search parameter swept: nprobe=8,16,32 | ef=32,64,128 | rerank=1,2,4; `default`
+    /// among the values runs the index's own default for that parameter (recorded as its
+    /// value).
     #[arg(long, value_name = "NAME=V1,V2,...")]
     pub sweep: Option<String>,
     /// Fixed re-ranking factor (k x rerank candidates re-scored exactly).
@@ -793,11 +795,11 @@ pub fn ann(a: &AnnArgs) -> Result<()> {
             );
             let vals = vs
                 .split(',')
-                .map(|v| {
-                    v.trim()
-                        .parse::<usize>()
-                        .map(Some)
-                        .with_context(|| format!("--sweep {k}: {v:?} is not an integer"))
+                .map(|v| match v.trim() {
+                    "default" => Ok(None),
+                    v => v.parse::<usize>().map(Some).with_context(|| {
+                        format!("--sweep {k}: {v:?} is neither an integer nor `default`")
+                    }),
                 })
                 .collect::<Result<Vec<_>>>()?;
             (Some(k), vals)
@@ -847,13 +849,28 @@ pub fn ann(a: &AnnArgs) -> Result<()> {
         if let Some(r) = a.rerank {
             params.insert("rerank".into(), json!(r));
         }
-        if let (Some(k), Some(v)) = (&sweep_key, v) {
-            match k.as_str() {
-                "nprobe" => knobs.nprobe = Some(v),
-                "ef" => knobs.ef = Some(v),
-                _ => knobs.rerank = Some(v),
+        match (&sweep_key, v) {
+            (Some(k), Some(v)) => {
+                match k.as_str() {
+                    "nprobe" => knobs.nprobe = Some(v),
+                    "ef" => knobs.ef = Some(v),
+                    _ => knobs.rerank = Some(v),
+                }
+                params.insert(k.clone(), json!(v));
             }
-            params.insert(k.clone(), json!(v));
+            // the index's own default for this knob, recorded as its value
+            (Some(k), None) => {
+                let built = index.as_ref().map_or(spec, |ix| ix.spec());
+                let v = match (k.as_str(), built) {
+                    ("nprobe", IndexSpec::IvfFlat { nlist } | IndexSpec::IvfSq8 { nlist }) => {
+                        facedb_index::ivf::default_nprobe(nlist)
+                    }
+                    ("ef", _) => facedb_index::hnsw::DEFAULT_EF.max(K),
+                    _ => facedb_index::sq8::DEFAULT_RERANK,
+                };
+                params.insert(k.clone(), json!(v));
+            }
+            _ => {}
         }
         knobs.validate(&spec, K)?;
         let b = Bench {
