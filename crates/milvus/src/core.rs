@@ -546,6 +546,13 @@ impl Core {
         let rows = info.coll.count() as i64;
         let progress = info.coll.index_progress();
         let has_vector_index = info.coll.index_config().is_some();
+        let pending_rows = |field: &str| -> i64 {
+            if has_vector_index && info.fields.is_vector(field) {
+                ((progress.total_rows - progress.indexed_rows) as i64).min(rows)
+            } else {
+                0
+            }
+        };
         Ok(DescribeIndexResponse {
             status: Some(success()),
             index_descriptions: found
@@ -562,18 +569,12 @@ impl Core {
                         })
                         .collect(),
                     field_name: i.field_name.clone(),
-                    indexed_rows: if has_vector_index && info.fields.is_vector(&i.field_name) {
-                        progress.indexed_rows as i64
-                    } else {
-                        rows
-                    },
+                    // Rows of sealed segments still waiting for their index are pending;
+                    // the growing segment is never indexed (searched exactly by design),
+                    // so its rows count as served.
+                    indexed_rows: rows - pending_rows(&i.field_name),
                     total_rows: rows,
-                    pending_index_rows: if has_vector_index && info.fields.is_vector(&i.field_name)
-                    {
-                        (progress.total_rows - progress.indexed_rows) as i64
-                    } else {
-                        0
-                    },
+                    pending_index_rows: pending_rows(&i.field_name),
                     state: if !has_vector_index
                         || !info.fields.is_vector(&i.field_name)
                         || progress.finished()
