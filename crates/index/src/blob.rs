@@ -149,6 +149,29 @@ impl BlobWriter {
     }
 }
 
+/// Bytes stored in 64-byte-aligned blocks.
+struct Aligned {
+    blocks: Vec<[u64; 8]>,
+    len: usize,
+}
+
+impl Aligned {
+    fn copy_of(bytes: &[u8]) -> Aligned {
+        let mut blocks = vec![[0u64; 8]; bytes.len().div_ceil(ALIGN)];
+        bytemuck::cast_slice_mut::<[u64; 8], u8>(&mut blocks)[..bytes.len()].copy_from_slice(bytes);
+        Aligned {
+            blocks,
+            len: bytes.len(),
+        }
+    }
+}
+
+impl AsRef<[u8]> for Aligned {
+    fn as_ref(&self) -> &[u8] {
+        &bytemuck::cast_slice::<[u64; 8], u8>(&self.blocks)[..self.len]
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct SectionEntry {
     name: String,
@@ -177,6 +200,14 @@ impl BlobReader {
     /// [`IndexError::Corrupt`] for a wrong magic or version, a truncated blob, a section out
     /// of bounds or a CRC mismatch.
     pub fn open(blob: Blob) -> Result<BlobReader, IndexError> {
+        // Sections are 64-byte aligned relative to the blob's start; a blob whose start is
+        // not (an arbitrary `Vec<u8>`) is copied once into an aligned buffer, so typed
+        // slices never see a misaligned address. Memory maps are page aligned.
+        let blob = if (*blob).as_ref().as_ptr() as usize % ALIGN != 0 {
+            Arc::new(Aligned::copy_of((*blob).as_ref())) as Blob
+        } else {
+            blob
+        };
         let bytes = (*blob).as_ref();
         let bad = |why: &str| IndexError::Corrupt(why.to_string());
         if bytes.len() < 16 || &bytes[..8] != MAGIC {
@@ -290,5 +321,24 @@ mod tests {
             Err(IndexError::Corrupt(_))
         ));
         assert!(BlobReader::open(Arc::new(bytes[..20].to_vec())).is_err());
+    }
+
+    /// A blob starting at an odd address is copied to an aligned buffer, not a panic.
+    #[test]
+    fn misaligned_blob_is_read() {
+        let mut w = BlobWriter::new("TEST");
+        w.section("a", &[1.5f32, 2.5, 3.5]).section("b", &[9u64; 3]);
+        let bytes = w.finish();
+        let mut shifted = vec![0u8; bytes.len() + 1];
+        shifted[1..].copy_from_slice(&bytes);
+        struct Window(Vec<u8>);
+        impl AsRef<[u8]> for Window {
+            fn as_ref(&self) -> &[u8] {
+                &self.0[1..]
+            }
+        }
+        let r = BlobReader::open(Arc::new(Window(shifted))).unwrap();
+        assert_eq!(&*r.section::<f32>("a").unwrap(), &[1.5, 2.5, 3.5]);
+        assert_eq!(&*r.section::<u64>("b").unwrap(), &[9, 9, 9]);
     }
 }
