@@ -203,7 +203,7 @@ impl BlobReader {
         // Sections are 64-byte aligned relative to the blob's start; a blob whose start is
         // not (an arbitrary `Vec<u8>`) is copied once into an aligned buffer, so typed
         // slices never see a misaligned address. Memory maps are page aligned.
-        let blob = if (*blob).as_ref().as_ptr() as usize % ALIGN != 0 {
+        let blob = if !((*blob).as_ref().as_ptr() as usize).is_multiple_of(ALIGN) {
             Arc::new(Aligned::copy_of((*blob).as_ref())) as Blob
         } else {
             blob
