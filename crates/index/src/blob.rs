@@ -271,6 +271,12 @@ impl BlobReader {
         Ok(v as usize)
     }
 
+    /// True when the blob has a section called `name` (sections added in later versions
+    /// of a format are optional).
+    pub fn has_section(&self, name: &str) -> bool {
+        self.header.sections.iter().any(|s| s.name == name)
+    }
+
     /// A section as a slab of `T`, in place.
     ///
     /// # Errors

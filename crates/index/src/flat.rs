@@ -99,11 +99,13 @@ pub(crate) fn row_key(
         Metric::L2 => l2(x, q),
         Metric::Ip => -dot(x, q),
         Metric::Cosine => {
-            let nx = dot(x, x).sqrt();
-            if nx == 0.0 {
-                -0.0
+            // The same operations as the block scan (`dot × (-1 / |x|)`), so that a row scores
+            // the same bits whichever path reaches it.
+            let n2 = dot(x, x);
+            if n2 > 0.0 {
+                dot(x, q) * (-1.0 / n2.sqrt())
             } else {
-                -(dot(x, q) / nx)
+                -0.0
             }
         }
     }

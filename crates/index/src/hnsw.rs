@@ -10,6 +10,8 @@
 //!   kept when it is closer to the new row than to every neighbour kept so far), both for a
 //!   new row's own links (`M` of them on every layer) and when a full neighbour list is
 //!   shrunk after a reverse link.
+//! - Rows bit-identical to an earlier row are left out of the graph and returned with it
+//!   (see `Dups`): more than `M` copies of one vector would otherwise link only to each other.
 //! - Rows are inserted in parallel on the rayon pool with one lock per row (as hnswlib's
 //!   `add_items`). Graphs of two parallel builds with the same seed may differ slightly
 //!   (insertion interleaving); recall does not.
@@ -53,6 +55,9 @@
 //!   `upper_off[i] .. upper_off[i + 1]` (its level is their number);
 //! - `upper`: `u32`, blocks of `1 + M` (count, links), block `upper_off[i] + l - 1` = layer `l`;
 //! - `inv_norms`: `f32`, `rows` (COSINE only, else empty): `1 / |x|`, 0 for a zero row;
+//! - `dup_heads`, `dup_off`, `dup_rows`: `u32`: rows bit-identical to an earlier row
+//!   ("copies", left out of the graph) grouped under that row: head `dup_heads[i]` has the
+//!   copies `dup_rows[dup_off[i] .. dup_off[i + 1]]` (optional: absent in older files);
 //! - meta: `rows`, `dim`, `m`, `ef_construction`, `metric` (0 L2, 1 IP, 2 COSINE), `entry`,
 //!   `max_level`.
 //!
@@ -251,6 +256,157 @@ fn inverse_norms(vectors: &[f32], dim: usize) -> Vec<f32> {
             }
         })
         .collect()
+}
+
+/// Rows whose vectors are bit-identical to an earlier row ("copies"), grouped under the
+/// earliest row of the group (its "head").
+///
+/// Only heads are inserted into the graph; a search that reaches a head also gets its copies,
+/// at the same key. Inserting copies would break the graph: the neighbour heuristic keeps
+/// every candidate at distance 0 (nothing is closer to it than the base row), so a group of
+/// more than `M` copies links only to itself and becomes unreachable or a dead end (hnswlib
+/// and Milvus's knowhere share this failure mode).
+#[derive(Debug, Clone)]
+struct Dups {
+    /// Heads that have copies, increasing.
+    heads: Slab<u32>,
+    /// `heads.len() + 1` offsets into `rows`: head `i` owns `rows[off[i]..off[i + 1]]`.
+    off: Slab<u32>,
+    /// Copies, grouped by head, each group increasing.
+    rows: Slab<u32>,
+    /// One bit per row: the row is a head with copies (derived, not stored).
+    mask: Vec<u64>,
+}
+
+impl Dups {
+    fn none() -> Dups {
+        Dups {
+            heads: Slab::owned(Vec::new()),
+            off: Slab::owned(vec![0]),
+            rows: Slab::owned(Vec::new()),
+            mask: Vec::new(),
+        }
+    }
+
+    /// Groups the bit-identical rows of `vectors` (`n × dim`).
+    fn find(vectors: &[f32], dim: usize) -> Dups {
+        use std::hash::Hasher;
+        let n = vectors.len() / dim;
+        let h: Vec<u64> = vectors
+            .par_chunks(dim)
+            .map(|x| {
+                let mut f = rustc_hash::FxHasher::default();
+                x.iter().for_each(|v| f.write_u32(v.to_bits()));
+                f.finish()
+            })
+            .collect();
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.par_sort_unstable_by_key(|&i| (h[i as usize], i));
+        let row = |i: u32| &vectors[i as usize * dim..(i as usize + 1) * dim];
+        let same = |a: u32, b: u32| {
+            row(a)
+                .iter()
+                .zip(row(b))
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        // (head, copy) pairs; rows of one hash value are few, so a quadratic grouping is fine.
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        let mut heads_of_run: Vec<u32> = Vec::new();
+        for run in order.chunk_by(|&a, &b| h[a as usize] == h[b as usize]) {
+            if run.len() == 1 {
+                continue;
+            }
+            heads_of_run.clear();
+            for &r in run {
+                match heads_of_run.iter().find(|&&hd| same(hd, r)) {
+                    Some(&hd) => pairs.push((hd, r)),
+                    None => heads_of_run.push(r),
+                }
+            }
+        }
+        pairs.sort_unstable();
+        let mut heads = Vec::new();
+        let mut off = vec![0u32];
+        let mut rows = Vec::with_capacity(pairs.len());
+        for (i, &(hd, r)) in pairs.iter().enumerate() {
+            if i == 0 || pairs[i - 1].0 != hd {
+                if i > 0 {
+                    off.push(rows.len() as u32);
+                }
+                heads.push(hd);
+            }
+            rows.push(r);
+        }
+        if !heads.is_empty() {
+            off.push(rows.len() as u32);
+        }
+        Dups::assemble(n, Slab::owned(heads), Slab::owned(off), Slab::owned(rows))
+    }
+
+    fn assemble(n: usize, heads: Slab<u32>, off: Slab<u32>, rows: Slab<u32>) -> Dups {
+        let mut mask = if heads.is_empty() {
+            Vec::new()
+        } else {
+            vec![0u64; n.div_ceil(64)]
+        };
+        for &hd in heads.iter() {
+            mask[hd as usize / 64] |= 1 << (hd % 64);
+        }
+        Dups {
+            heads,
+            off,
+            rows,
+            mask,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.heads.is_empty()
+    }
+
+    /// Copies of row `id` (empty unless it is a head with copies).
+    #[inline(always)]
+    fn copies(&self, id: u32) -> &[u32] {
+        let has = self
+            .mask
+            .get(id as usize / 64)
+            .is_some_and(|w| w >> (id % 64) & 1 == 1);
+        if !has {
+            return &[];
+        }
+        match self.heads.binary_search(&id) {
+            Ok(i) => &self.rows[self.off[i] as usize..self.off[i + 1] as usize],
+            Err(_) => &[],
+        }
+    }
+
+    /// Copy flags per row (`true`: not in the graph).
+    fn copy_flags(&self, n: usize) -> Vec<bool> {
+        let mut f = vec![false; n];
+        for &r in self.rows.iter() {
+            f[r as usize] = true;
+        }
+        f
+    }
+
+    /// Checks a loaded table against `n` rows.
+    fn check(&self, n: usize) -> Result<(), String> {
+        let (h, o, r) = (&self.heads, &self.off, &self.rows);
+        if o.len() != h.len() + 1 || o.first() != Some(&0) || o.last() != Some(&(r.len() as u32)) {
+            return Err("dup_off size".into());
+        }
+        if o.windows(2).any(|w| w[1] <= w[0]) || h.windows(2).any(|w| w[1] <= w[0]) {
+            return Err("dup_heads or dup_off not increasing".into());
+        }
+        if h.iter().chain(r.iter()).any(|&x| x as usize >= n) {
+            return Err("duplicate row out of range".into());
+        }
+        Ok(())
+    }
+
+    fn bytes(&self) -> usize {
+        4 * (self.heads.len() + self.off.len() + self.rows.len())
+    }
 }
 
 // ---------------------------------------------------------------------------- heaps
@@ -474,12 +630,16 @@ struct Filter<'a> {
     allowed: Option<&'a [u64]>,
     /// Keys under this are traversed but not collected (range search's `range_filter`).
     lo: f32,
+    /// Set when rows are filtered and the index has copies: a head is collected when it or
+    /// one of its copies is allowed.
+    dups: Option<&'a Dups>,
 }
 
 impl Filter<'_> {
     const NONE: Filter<'static> = Filter {
         allowed: None,
         lo: f32::NEG_INFINITY,
+        dups: None,
     };
     #[inline(always)]
     fn active(&self) -> bool {
@@ -487,7 +647,13 @@ impl Filter<'_> {
     }
     #[inline(always)]
     fn accepts(&self, id: u32, key: f32) -> bool {
-        key >= self.lo && flat::is_allowed(self.allowed, id as usize)
+        key >= self.lo
+            && (flat::is_allowed(self.allowed, id as usize)
+                || self.dups.is_some_and(|d| {
+                    d.copies(id)
+                        .iter()
+                        .any(|&c| flat::is_allowed(self.allowed, c as usize))
+                }))
     }
 }
 
@@ -645,6 +811,8 @@ pub struct Hnsw {
     upper_off: Slab<u32>,
     upper: Slab<u32>,
     inv_norms: Slab<f32>,
+    /// Copies of other rows, left out of the graph.
+    dups: Dups,
     entry: u32,
     max_level: usize,
 }
@@ -825,8 +993,13 @@ impl Hnsw {
         }
         let m0 = 2 * m;
         let mult = 1.0 / (m as f64).ln();
+        let dups = Dups::find(vectors, dim);
+        let is_copy = dups.copy_flags(n);
         let levels: Vec<u32> = (0..n as u64)
             .map(|i| {
+                if is_copy[i as usize] {
+                    return 0;
+                }
                 let r = splitmix64(seed ^ splitmix64(i));
                 let u = ((r >> 11) + 1) as f64 / (1u64 << 53) as f64; // (0, 1]
                 (-u.ln() * mult) as u32
@@ -872,7 +1045,9 @@ impl Hnsw {
             top: Mutex::new((entry, max_level)),
         };
         if n > 1 {
-            (1..n as u32)
+            // Row 0 (the entry) is never a copy: a head is the earliest row of its group.
+            let heads: Vec<u32> = (1..n as u32).filter(|&q| !is_copy[q as usize]).collect();
+            heads
                 .into_par_iter()
                 .for_each(|q| with_scratch(|s| insert_isa(&cx, q, s)));
         }
@@ -888,6 +1063,7 @@ impl Hnsw {
             upper_off: Slab::owned(g.upper_off),
             upper: Slab::owned(g.upper.into_iter().map(AtomicU32::into_inner).collect()),
             inv_norms: Slab::owned(inv),
+            dups,
             entry,
             max_level,
         })
@@ -970,6 +1146,21 @@ impl Hnsw {
         if inv_norms.len() != want_inv {
             return bad(format!("inv_norms has {} entries", inv_norms.len()));
         }
+        // Files written before copies were left out of the graph have no copy table.
+        let dups = if r.has_section("dup_heads") {
+            let d = Dups::assemble(
+                n,
+                r.section::<u32>("dup_heads")?,
+                r.section::<u32>("dup_off")?,
+                r.section::<u32>("dup_rows")?,
+            );
+            if let Err(why) = d.check(n) {
+                return bad(why);
+            }
+            d
+        } else {
+            Dups::none()
+        };
         Ok(Hnsw {
             metric,
             dim,
@@ -980,6 +1171,7 @@ impl Hnsw {
             upper_off,
             upper,
             inv_norms,
+            dups,
             entry: entry as u32,
             max_level,
         })
@@ -1017,6 +1209,33 @@ impl Hnsw {
     /// Sorts and cuts the final candidates (exact keys for L2 and IP; COSINE re-scored as
     /// FLAT does).
     fn finish(&self, vectors: &[f32], q: &[f32], cands: &[Cand], p: &Query<'_>) -> Vec<Neighbor> {
+        if !self.dups.is_empty() {
+            // Each head brings its copies, at its key; a head may have been collected for an
+            // allowed copy, so every row is checked against the filter again.
+            let all: Vec<Cand> = cands
+                .iter()
+                .flat_map(|&c| {
+                    std::iter::once(c).chain(
+                        self.dups
+                            .copies(c.id)
+                            .iter()
+                            .map(move |&id| Cand { key: c.key, id }),
+                    )
+                })
+                .filter(|c| flat::is_allowed(p.filter.allowed, c.id as usize))
+                .collect();
+            return self.finish_rows(vectors, q, &all, p);
+        }
+        self.finish_rows(vectors, q, cands, p)
+    }
+
+    fn finish_rows(
+        &self,
+        vectors: &[f32],
+        q: &[f32],
+        cands: &[Cand],
+        p: &Query<'_>,
+    ) -> Vec<Neighbor> {
         if self.metric == Metric::Cosine {
             return flat::exact_rerank(
                 self.metric,
@@ -1185,6 +1404,7 @@ impl Hnsw {
             filter: Filter {
                 allowed: p.allowed,
                 lo: p.range.lo,
+                dups: (p.allowed.is_some() && !self.dups.is_empty()).then_some(&self.dups),
             },
             range: p.range,
             tiebreak: p.tiebreak,
@@ -1241,12 +1461,16 @@ impl VectorIndex for Hnsw {
         w.section("links0", &self.links0)
             .section("upper_off", &self.upper_off)
             .section("upper", &self.upper)
-            .section("inv_norms", &self.inv_norms);
+            .section("inv_norms", &self.inv_norms)
+            .section("dup_heads", &self.dups.heads)
+            .section("dup_off", &self.dups.off)
+            .section("dup_rows", &self.dups.rows);
         w.finish()
     }
 
     fn bytes(&self) -> usize {
         4 * (self.links0.len() + self.upper_off.len() + self.upper.len() + self.inv_norms.len())
+            + self.dups.bytes()
     }
 }
 
@@ -1468,6 +1692,42 @@ mod tests {
         let got = idx.search_plan(&base, &dup, &p, Plan::Graph);
         assert_eq!(got, exact(&base, &dup, &p, Metric::L2));
         assert_eq!(got[0][0].row, 2850);
+    }
+
+    #[test]
+    fn copies_of_a_row_are_all_found_and_filtered() {
+        // 400 distinct rows, each stored 50 times (rows i, i + 400, i + 800, ...): more copies
+        // than M, which used to close each group on itself (a search found 33 of 100 rows).
+        let (distinct, _) = data(400, 0, 11);
+        let base: Vec<f32> = (0..50).flat_map(|_| distinct.iter().copied()).collect();
+        let n = base.len() / DIM;
+        for metric in [Metric::L2, Metric::Cosine] {
+            let idx = Hnsw::build(metric, &base, DIM, 16, 100, 1).unwrap();
+            assert_eq!(idx.dups.heads.len(), 400);
+            assert_eq!(idx.dups.rows.len(), n - 400);
+            let r = BlobReader::open(std::sync::Arc::new(idx.to_blob())).unwrap();
+            let loaded = Hnsw::load(&r).unwrap();
+            for probe in [0usize, 123, 399] {
+                let q = &distinct[probe * DIM..(probe + 1) * DIM];
+                let p = params(100, None, &by_row);
+                let got = loaded.search_plan(&base, q, &p, Plan::Graph);
+                assert_eq!(got, exact(&base, q, &p, metric), "{metric:?} {probe}");
+                let copies: Vec<u32> = (0..50).map(|c| (probe + 400 * c) as u32).collect();
+                let rows: Vec<u32> = got[0][..50].iter().map(|x| x.row).collect();
+                assert_eq!(rows, copies);
+                // The head deleted, one copy in two deleted: the other copies still found.
+                let mut w = vec![!0u64; n.div_ceil(64)];
+                for &c in copies.iter().step_by(2) {
+                    w[c as usize / 64] &= !(1 << (c % 64));
+                }
+                let p = params(30, Some(&w), &by_row);
+                let got = loaded.search_plan(&base, q, &p, Plan::Graph);
+                assert_eq!(got, exact(&base, q, &p, metric), "{metric:?} {probe}");
+                let rows: Vec<u32> = got[0][..25].iter().map(|x| x.row).collect();
+                let kept: Vec<u32> = copies.iter().copied().skip(1).step_by(2).collect();
+                assert_eq!(rows, kept);
+            }
+        }
     }
 
     #[test]
