@@ -109,20 +109,28 @@ impl IndexSpec {
         index_type: &str,
         get: impl Fn(&str) -> Option<i64>,
     ) -> Result<IndexSpec, IndexError> {
+        // Checked as given (a negative value is reported as such, not as 0).
+        let param = |name: &str, default: usize, lo: usize, hi: usize| {
+            let v = get(name).unwrap_or(default as i64);
+            if v < lo as i64 || v > hi as i64 {
+                return Err(IndexError::InvalidParameter(format!(
+                    "param '{name}' ({v}) should be in range [{lo}, {hi}]"
+                )));
+            }
+            Ok(v as usize)
+        };
         let spec = match index_type.to_ascii_uppercase().as_str() {
             "FLAT" => IndexSpec::Flat,
             "IVF_FLAT" => IndexSpec::IvfFlat {
-                nlist: get("nlist").unwrap_or(DEFAULT_NLIST as i64).max(0) as usize,
+                nlist: param("nlist", DEFAULT_NLIST, 1, MAX_NLIST)?,
             },
             "IVF_SQ8" => IndexSpec::IvfSq8 {
-                nlist: get("nlist").unwrap_or(DEFAULT_NLIST as i64).max(0) as usize,
+                nlist: param("nlist", DEFAULT_NLIST, 1, MAX_NLIST)?,
             },
             "SQ8" => IndexSpec::Sq8,
             "HNSW" => IndexSpec::Hnsw {
-                m: get("M").unwrap_or(DEFAULT_M as i64).max(0) as usize,
-                ef_construction: get("efConstruction")
-                    .unwrap_or(DEFAULT_EF_CONSTRUCTION as i64)
-                    .max(0) as usize,
+                m: param("M", DEFAULT_M, 4, 64)?,
+                ef_construction: param("efConstruction", DEFAULT_EF_CONSTRUCTION, 8, 512)?,
             },
             other => {
                 return Err(IndexError::InvalidParameter(format!(

@@ -137,6 +137,18 @@ fn store_index_spec(m: &std::collections::HashMap<&str, &str>) -> Result<Option<
             params[key]
         )));
     }
+    // Parameter names are case-sensitive (knowhere's): `{"m": 16}` would otherwise be
+    // ignored silently and the default used.
+    for given in params.keys() {
+        if let Some(known) = ["nlist", "M", "efConstruction"]
+            .into_iter()
+            .find(|k| *k != given && k.eq_ignore_ascii_case(given))
+        {
+            return Err(Error::Rejected(format!(
+                "index param '{given}' is not known: did you mean '{known}'? (names are case-sensitive)"
+            )));
+        }
+    }
     IndexSpec::from_milvus(&index_type, get)
         .map(Some)
         .map_err(|e| Error::Rejected(e.to_string()))
@@ -843,7 +855,43 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
-    use super::store_expr;
+    use super::{store_expr, store_index_spec, Error, IndexSpec};
+
+    #[test]
+    fn index_params_are_checked_as_given() {
+        let spec = |t: &str, p: &str| {
+            store_index_spec(&[("index_type", t), ("params", p)].into_iter().collect())
+        };
+        assert_eq!(
+            spec("HNSW", r#"{"M": "32", "efConstruction": 100}"#).unwrap(),
+            Some(IndexSpec::Hnsw {
+                m: 32,
+                ef_construction: 100
+            })
+        );
+        for (t, p, msg) in [
+            (
+                "IVF_FLAT",
+                r#"{"nlist": -5}"#,
+                "param 'nlist' (-5) should be in range [1, 65536]",
+            ),
+            (
+                "HNSW",
+                r#"{"M": 100}"#,
+                "param 'M' (100) should be in range [4, 64]",
+            ),
+            (
+                "HNSW",
+                r#"{"m": 16}"#,
+                "index param 'm' is not known: did you mean 'M'? (names are case-sensitive)",
+            ),
+        ] {
+            match spec(t, p) {
+                Err(Error::Rejected(m)) => assert_eq!(m, msg, "{p}"),
+                other => panic!("{p}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn dynamic_field_name_is_mapped_outside_strings() {

@@ -205,9 +205,14 @@ pub fn parse_search_params(kvs: &[KeyValuePair], fields: &Fields) -> Result<Sear
                 Some(x) => x
                     .as_i64()
                     .or_else(|| x.as_str().and_then(|s| s.trim().parse().ok()))
-                    .map(|v| Some(v.max(0) as usize))
                     .ok_or_else(|| {
                         Error::Rejected(format!("{key} [{x}] is invalid, should be an integer"))
+                    })
+                    .and_then(|v| match usize::try_from(v) {
+                        Ok(v) if v > 0 => Ok(Some(v)),
+                        _ => Err(Error::Rejected(format!(
+                            "param '{key}' ({v}) should be a positive integer"
+                        ))),
                     }),
             }
         };
@@ -397,6 +402,30 @@ mod tests {
         assert_eq!((p.topk, p.offset, p.round_decimal), (10, 0, -1));
         assert_eq!(p.metric, Some(MetricKind::L2));
         assert_eq!((p.radius, p.range_filter), (None, None));
+    }
+
+    #[test]
+    fn index_knobs_must_be_positive_integers() {
+        let parse =
+            |params: &str| parse_search_params(&[kv("topk", "3"), kv("params", params)], &fields());
+        let p = parse("{\"nprobe\": 16, \"ef\": \"64\"}").unwrap();
+        assert_eq!((p.knobs.nprobe, p.knobs.ef), (Some(16), Some(64)));
+        for (params, msg) in [
+            (
+                "{\"nprobe\": -3}",
+                "param 'nprobe' (-3) should be a positive integer",
+            ),
+            ("{\"ef\": 0}", "param 'ef' (0) should be a positive integer"),
+            (
+                "{\"nprobe\": 1.5}",
+                "nprobe [1.5] is invalid, should be an integer",
+            ),
+        ] {
+            match parse(params) {
+                Err(Error::Rejected(m)) => assert_eq!(m, msg),
+                other => panic!("{params}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -1286,6 +1286,35 @@ impl Collection {
     }
 }
 
+/// The thread pool index builds run on, shared by every collection of the process: one
+/// thread per core, at a lower scheduling priority (nice 10 on Linux). Builds must not run
+/// on rayon's global pool: searches fan out on that pool, and a search queued behind the
+/// tasks of a build waited for the whole build (9.5 s for a 1M-row HNSW). `None` when the
+/// pool cannot be created (the build then runs on the global pool).
+fn build_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("facedb-build-{i}"))
+            .start_handler(|_| lower_priority())
+            .build()
+            .map_err(|e| log::warn!("index build pool: {e}"))
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Lowers the calling thread's scheduling priority (nice +10; Linux only, where
+/// `setpriority` with `PRIO_PROCESS` and a thread id applies to that thread alone).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread; failure only leaves the priority.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}
+
 /// The background builder: indexes sealed segments one at a time until none is left. Holds
 /// only a weak reference while building, so dropping the collection is never delayed by
 /// more than one build.
@@ -1297,8 +1326,14 @@ fn build_loop(me: Weak<Collection>) {
         };
         let dim = coll.schema.dim();
         drop(coll);
-        let built = facedb_index::build_index(&cfg.spec, cfg.metric, vectors.as_slice(), dim, id)
-            .map_err(|e| e.to_string());
+        let build = || {
+            facedb_index::build_index(&cfg.spec, cfg.metric, vectors.as_slice(), dim, id)
+                .map_err(|e| e.to_string())
+        };
+        let built = match build_pool() {
+            Some(pool) => pool.install(build),
+            None => build(),
+        };
         drop(vectors);
         let Some(coll) = me.upgrade() else { return };
         coll.install_index(id, gen, built);
