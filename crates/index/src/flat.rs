@@ -99,13 +99,11 @@ pub(crate) fn row_key(
         Metric::L2 => l2(x, q),
         Metric::Ip => -dot(x, q),
         Metric::Cosine => {
-            // The same operations as the block scan (`dot × (-1 / |x|)`), so that a row scores
-            // the same bits whichever path reaches it.
-            let n2 = dot(x, x);
-            if n2 > 0.0 {
-                dot(x, q) * (-1.0 / n2.sqrt())
-            } else {
+            let nx = dot(x, x).sqrt();
+            if nx == 0.0 {
                 -0.0
+            } else {
+                -(dot(x, q) / nx)
             }
         }
     }
@@ -333,7 +331,10 @@ fn row_scan(
         if p.metric == Metric::Cosine {
             for (i, x) in rows.chunks_exact(dim).enumerate() {
                 let n2 = dot(x, x);
-                norms[i] = if n2 > 0.0 { -1.0 / n2.sqrt() } else { 0.0 };
+                // |x|; the key below is `-(dot / |x|)`, bit for bit `row_key`'s, so a row scores
+                // the same whichever path reaches it (index candidates are re-scored by
+                // `row_key`).
+                norms[i] = n2.sqrt();
             }
         }
         for (qi, top) in tops.iter_mut().enumerate().take(nq) {
@@ -349,7 +350,7 @@ fn row_scan(
                     dot_rows(rows, dim, q, out);
                     out.iter_mut()
                         .zip(&norms[..m])
-                        .for_each(|(v, n)| *v = if *n == 0.0 { -0.0 } else { *v * n });
+                        .for_each(|(v, n)| *v = if *n == 0.0 { -0.0 } else { -(*v / n) });
                 }
             }
             for (i, &key) in out.iter().enumerate() {
