@@ -74,6 +74,7 @@ use crate::ann::{AnnParams, IndexError, IndexSpec, VectorIndex};
 use crate::blob::{BlobReader, BlobWriter, Slab};
 use crate::distance::{self, Isa};
 use crate::flat::{self, FlatParams, KeyRange, Neighbor};
+use crate::sq8;
 use crate::topk::TieBreak;
 use crate::Metric;
 
@@ -657,12 +658,103 @@ impl Filter<'_> {
     }
 }
 
+/// The key of rows for one query during a traversal.
+trait Scorer {
+    /// Key of row `r` (smaller is nearer).
+    fn key(&self, r: u32) -> f32;
+    /// Prefetches what `key(r)` will read.
+    fn prefetch(&self, r: u32);
+}
+
+/// Exact keys on the `f32` rows.
+struct Exact<'a, K> {
+    sp: &'a Space<'a>,
+    q: &'a [f32],
+    _k: std::marker::PhantomData<K>,
+}
+
+impl<'a, K: Kern> Exact<'a, K> {
+    #[inline(always)]
+    fn new(sp: &'a Space<'a>, q: &'a [f32]) -> Self {
+        Exact {
+            sp,
+            q,
+            _k: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K: Kern> Scorer for Exact<'_, K> {
+    #[inline(always)]
+    fn key(&self, r: u32) -> f32 {
+        self.sp.key::<K>(self.q, r)
+    }
+    #[inline(always)]
+    fn prefetch(&self, r: u32) {
+        self.sp.prefetch_all(r)
+    }
+}
+
+/// 8-bit codes of every row, used to traverse the graph while building it: a 128-d row is
+/// 2 cache lines instead of 8, and graph search is bound by memory traffic. Keys are
+/// [`crate::sq8`]'s candidate keys; the candidates a traversal returns are re-scored exactly
+/// before the neighbour heuristic, so only the path of the traversal is approximate.
+struct BuildCodes {
+    codec: sq8::Sq8Codec,
+    codes: Vec<u8>,
+    xn2: Vec<f32>,
+    isa: sq8::CodeIsa,
+}
+
+impl BuildCodes {
+    fn new(vectors: &[f32], dim: usize, metric: Metric) -> BuildCodes {
+        let normalised = metric == Metric::Cosine;
+        let codec = sq8::Sq8Codec::train(vectors, dim, normalised);
+        let order: Vec<u32> = (0..(vectors.len() / dim) as u32).collect();
+        let (codes, xn2) = codec.encode_rows(vectors, &order, normalised);
+        BuildCodes {
+            codec,
+            codes,
+            xn2,
+            isa: sq8::code_isa(),
+        }
+    }
+}
+
+/// Keys of 8-bit codes for one prepared query.
+struct Coded<'a> {
+    c: &'a BuildCodes,
+    q: sq8::Sq8Query,
+}
+
+impl Scorer for Coded<'_> {
+    #[inline(always)]
+    fn key(&self, r: u32) -> f32 {
+        let st = self.c.codec.stride;
+        let s = r as usize * st;
+        let mut d = [0i32];
+        sq8::dots(self.c.isa, &self.c.codes[s..s + st], st, &self.q.w8, &mut d);
+        self.q.key(self.c.xn2[r as usize], d[0])
+    }
+    #[inline(always)]
+    fn prefetch(&self, r: u32) {
+        let st = self.c.codec.stride;
+        let p = self.c.codes.as_ptr().wrapping_add(r as usize * st);
+        let mut o = 0;
+        while o < st {
+            prefetch(p.wrapping_add(o) as *const f32);
+            o += 64;
+        }
+        prefetch(p.wrapping_add(st - 1) as *const f32);
+        prefetch(self.c.xn2.as_ptr().wrapping_add(r as usize));
+    }
+}
+
 /// Greedy descent on one upper layer: moves to the closest neighbour until none is closer.
 #[inline(always)]
-fn greedy<K: Kern, G: Graph>(
+fn greedy<S: Scorer, G: Graph>(
     g: &G,
-    sp: &Space<'_>,
-    q: &[f32],
+    sc: &S,
     mut cur: Cand,
     level: usize,
     buf: &mut Vec<u32>,
@@ -670,7 +762,7 @@ fn greedy<K: Kern, G: Graph>(
     loop {
         let mut changed = false;
         for &nb in g.links(cur.id, level, buf) {
-            let d = sp.key::<K>(q, nb);
+            let d = sc.key(nb);
             if d < cur.key {
                 cur = Cand { key: d, id: nb };
                 changed = true;
@@ -686,11 +778,10 @@ fn greedy<K: Kern, G: Graph>(
 /// accepted rows in `s.top`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn search_layer<K: Kern, G: Graph>(
+fn search_layer<S: Scorer, G: Graph>(
     g: &G,
     n: usize,
-    sp: &Space<'_>,
-    q: &[f32],
+    sc: &S,
     entry: Cand,
     level: usize,
     ef: usize,
@@ -737,13 +828,13 @@ fn search_layer<K: Kern, G: Graph>(
             }
         }
         for &nb in todo.iter().take(PREFETCH_AHEAD) {
-            sp.prefetch_all(nb);
+            sc.prefetch(nb);
         }
         for (i, &nb) in todo.iter().enumerate() {
             if let Some(&p) = todo.get(i + PREFETCH_AHEAD) {
-                sp.prefetch_all(p);
+                sc.prefetch(p);
             }
-            let d = sp.key::<K>(q, nb);
+            let d = sc.key(nb);
             if top.len() < ef || d < bound {
                 cand.push(Cand { key: d, id: nb });
                 if !filtering || filter.accepts(nb, d) {
@@ -824,6 +915,8 @@ struct BuildCtx<'a> {
     ef_construction: usize,
     /// (entry row, its level), with the lock hnswlib calls `global`.
     top: Mutex<(u32, usize)>,
+    /// 8-bit codes to traverse with (`None`: exact keys).
+    codes: Option<BuildCodes>,
 }
 
 fn level_of(g: &Building, id: u32) -> usize {
@@ -852,19 +945,64 @@ fn insert<K: Kern>(cx: &BuildCtx<'_>, q: u32, s: &mut Scratch) {
         let inv = sp.inv[q as usize];
         qv.iter_mut().for_each(|v| *v *= inv);
     }
-    let mut cur = Cand {
-        key: sp.key::<K>(&qv, ep),
-        id: ep,
+    let at = Insertion {
+        q,
+        lvl,
+        max_level,
+        ep,
     };
-    for level in (lvl + 1..=max_level).rev() {
-        cur = greedy::<K, _>(g, sp, &qv, cur, level, &mut s.links);
+    match &cx.codes {
+        Some(c) => {
+            let sc = Coded {
+                c,
+                q: c.codec.prepare(&qv, sp.metric),
+            };
+            insert_levels::<K, _>(cx, &at, &qv, &sc, true, s);
+        }
+        None => insert_levels::<K, _>(cx, &at, &qv, &Exact::<K>::new(sp, &qv), false, s),
     }
-    for level in (0..=lvl.min(max_level)).rev() {
-        search_layer::<K, _>(
+    s.q = qv;
+    if let Some(mut guard) = held {
+        *guard = (q, lvl);
+    }
+}
+
+/// Where a row goes: its number, its level, the graph's top level and entry at the start.
+struct Insertion {
+    q: u32,
+    lvl: usize,
+    max_level: usize,
+    ep: u32,
+}
+
+/// Links row `at.q` (prepared vector `qv`) on its levels, traversing with `sc`; with
+/// `rescore`, `sc`'s keys are approximate and the candidates are re-scored exactly before
+/// the neighbour heuristic.
+#[inline(always)]
+fn insert_levels<K: Kern, S: Scorer>(
+    cx: &BuildCtx<'_>,
+    at: &Insertion,
+    qv: &[f32],
+    sc: &S,
+    rescore: bool,
+    s: &mut Scratch,
+) {
+    let (g, sp, q) = (&cx.g, &cx.sp, at.q);
+    let mut cur = Cand {
+        key: sc.key(at.ep),
+        id: at.ep,
+    };
+    for level in (at.lvl + 1..=at.max_level).rev() {
+        cur = greedy(g, sc, cur, level, &mut s.links);
+    }
+    for level in (0..=at.lvl.min(at.max_level)).rev() {
+        if rescore {
+            cur.key = sc.key(cur.id);
+        }
+        search_layer(
             g,
             cx.n,
-            sp,
-            &qv,
+            sc,
             cur,
             level,
             cx.ef_construction,
@@ -872,7 +1010,23 @@ fn insert<K: Kern>(cx: &BuildCtx<'_>, q: u32, s: &mut Scratch) {
             s,
         );
         s.sorted.clear();
-        s.sorted.extend_from_slice(&s.top.v);
+        if rescore {
+            let top = &s.top.v;
+            for &c in top.iter().take(PREFETCH_AHEAD) {
+                sp.prefetch_all(c.id);
+            }
+            for (i, c) in top.iter().enumerate() {
+                if let Some(p) = top.get(i + PREFETCH_AHEAD) {
+                    sp.prefetch_all(p.id);
+                }
+                s.sorted.push(Cand {
+                    key: sp.key::<K>(qv, c.id),
+                    id: c.id,
+                });
+            }
+        } else {
+            s.sorted.extend_from_slice(&s.top.v);
+        }
         s.sorted
             .sort_unstable_by(|a, b| a.key.total_cmp(&b.key).then(a.id.cmp(&b.id)));
         let mut sel = std::mem::take(&mut s.sel);
@@ -894,10 +1048,6 @@ fn insert<K: Kern>(cx: &BuildCtx<'_>, q: u32, s: &mut Scratch) {
             cur = *c;
         }
         s.sel = sel;
-    }
-    s.q = qv;
-    if let Some(mut guard) = held {
-        *guard = (q, lvl);
     }
 }
 
@@ -1043,6 +1193,7 @@ impl Hnsw {
             n,
             ef_construction,
             top: Mutex::new((entry, max_level)),
+            codes: Some(BuildCodes::new(vectors, dim, metric)),
         };
         if n > 1 {
             // Row 0 (the entry) is never a copy: a head is the earliest row of its group.
@@ -1284,10 +1435,11 @@ fn search_one<K: Kern>(
         key: sp.key::<K>(q, h.entry),
         id: h.entry,
     };
+    let sc = Exact::<K>::new(&sp, q);
     for level in (1..=h.max_level).rev() {
-        cur = greedy::<K, _>(&g, &sp, q, cur, level, &mut s.links);
+        cur = greedy(&g, &sc, cur, level, &mut s.links);
     }
-    search_layer::<K, _>(&g, h.n, &sp, q, cur, 0, p.ef, &p.filter, s);
+    search_layer(&g, h.n, &sc, cur, 0, p.ef, &p.filter, s);
     h.finish(vectors, q, &s.top.v, p)
 }
 
