@@ -10,6 +10,12 @@
 //!   kept when it is closer to the new row than to every neighbour kept so far), both for a
 //!   new row's own links (`M` of them on every layer) and when a full neighbour list is
 //!   shrunk after a reverse link.
+//! - While building, a new row's candidate neighbours are found by traversing the graph
+//!   with the 8-bit codes of [`crate::sq8`] (trained on the segment, dropped after the build):
+//!   a 128-d row is read as 2 cache lines instead of 8. The candidates are then re-scored with
+//!   the exact `f32` keys, and the heuristic works on exact keys only. On 200k calibrated
+//!   faces (M 16, efConstruction 200) recall@10 at ef 32-192 was within 0.002 of a graph
+//!   built with exact keys throughout, for 10-20% fewer CPU-seconds.
 //! - Rows bit-identical to an earlier row are left out of the graph and returned with it
 //!   (see `Dups`): more than `M` copies of one vector would otherwise link only to each other.
 //! - Rows are inserted in parallel on the rayon pool with one lock per row (as hnswlib's
