@@ -47,8 +47,29 @@ impl Common {
     fn threads(&self) -> usize {
         self.threads.unwrap_or_else(default_threads).max(1)
     }
+    /// The gallery in `--data`, created when missing (`enroll`).
     fn gallery(&self) -> Result<Gallery> {
+        if self.data.exists() && !self.data.is_dir() {
+            bail!(
+                "--data {} is not a directory (a gallery is a folder)",
+                self.data.display()
+            );
+        }
         Gallery::open(&self.data).with_context(|| format!("gallery in {}", self.data.display()))
+    }
+
+    /// The gallery in `--data`, which must exist (`identify`, `people`, `forget`): a
+    /// mistyped `--data` would otherwise create an empty gallery and report every face as
+    /// unknown.
+    fn existing_gallery(&self) -> Result<Gallery> {
+        if !self.data.exists() {
+            bail!(
+                "no gallery in {}: the folder does not exist (enroll people first: `facedb enroll PEOPLE_DIR --data {}`, or check --data)",
+                self.data.display(),
+                self.data.display()
+            );
+        }
+        self.gallery()
     }
 }
 
@@ -343,7 +364,13 @@ pub fn identify(args: &IdentifyArgs, c: &Common) -> Result<i32> {
         }
     }
     let models = c.models()?;
-    let gallery = c.gallery()?;
+    let gallery = c.existing_gallery()?;
+    if gallery.people()?.iter().all(|p| p.samples == 0) {
+        eprintln!(
+            "facedb: warning: the gallery in {} is empty: every face will be unknown",
+            c.data.display()
+        );
+    }
     let opts = IdentifyOptions {
         top: args.top,
         tolerance: args.tolerance,
@@ -545,7 +572,7 @@ pub fn verify_cmd(args: &VerifyArgs, c: &Common) -> Result<i32> {
 // ---------------------------------------------------------------- people, forget
 
 pub fn people(c: &Common) -> Result<i32> {
-    let g = c.gallery()?;
+    let g = c.existing_gallery()?;
     let people = g.people()?;
     let samples: usize = people.iter().map(|p| p.samples).sum();
     if c.json {
@@ -574,7 +601,7 @@ pub struct ForgetArgs {
 }
 
 pub fn forget(args: &ForgetArgs, c: &Common) -> Result<i32> {
-    let g = c.gallery()?;
+    let g = c.existing_gallery()?;
     let n = g.forget(&args.person)?;
     if c.json {
         println!(

@@ -503,3 +503,29 @@ fn eval_on_a_small_manifest_gives_exact_figures() {
     assert_eq!(op[1]["fpir"], 0.0, "Tom Hanks is over 0.6 from both");
     assert_eq!(j["faces"], 5);
 }
+
+#[test]
+fn a_mistyped_data_folder_is_an_error_not_an_empty_gallery() {
+    let t = tempfile::tempdir().unwrap();
+    let missing = t.path().join("typo");
+    let out = facedb(&missing, &["people"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("no gallery in"), "{}", out.stderr);
+    assert!(!missing.exists(), "people created {}", missing.display());
+    let file = t.path().join("file.txt");
+    std::fs::write(&file, "x").unwrap();
+    let out = facedb(&file, &["forget", "someone"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("is not a directory"), "{}", out.stderr);
+    let Some(ti) = test_images() else { return };
+    let out = facedb(&missing, &["identify", s(&ti.join("obama2.jpg"))]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(!missing.exists());
+    // An existing but empty gallery answers, with a warning.
+    let empty = t.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = facedb(&empty, &["identify", s(&ti.join("obama2.jpg"))]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("unknown_person"), "{}", out.stdout);
+    assert!(out.stderr.contains("is empty"), "{}", out.stderr);
+}

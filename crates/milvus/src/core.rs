@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use facedb_store::{Database, IndexSpec, Metric, RangeParams, SearchRequest as StoreSearch, Value};
-use milvus::proto::common::{IndexState, KeyValuePair, LoadState};
+use milvus::proto::common::{IndexState, KeyValuePair, LoadState, SegmentState};
 use milvus::proto::milvus::{
     CreateCollectionRequest, CreateIndexRequest, DeleteRequest, DescribeCollectionResponse,
     DescribeIndexRequest, DescribeIndexResponse, DropIndexRequest, FlushResponse, IndexDescription,
-    InsertRequest, MutationResult, QueryRequest, QueryResults, SearchRequest, SearchResults,
-    ShowCollectionsResponse, ShowType, UpsertRequest,
+    InsertRequest, MutationResult, PersistentSegmentInfo, QueryRequest, QueryResults,
+    QuerySegmentInfo, SearchRequest, SearchResults, ShowCollectionsResponse, ShowType,
+    UpsertRequest,
 };
 use milvus::proto::schema::{
     field_data, scalar_field, CollectionSchema, FieldData, LongArray, ScalarField, SearchResultData,
@@ -435,6 +436,70 @@ impl Core {
             r.coll_flush_ts.insert(name.clone(), ts);
         }
         Ok(r)
+    }
+
+    /// `GetPersistentSegmentInfo`: the collection's sealed segments (state `Flushed`).
+    pub fn persistent_segments(&self, name: &str) -> Result<Vec<PersistentSegmentInfo>> {
+        let info = self.info(name)?;
+        let id = info.meta.id;
+        Ok(info
+            .coll
+            .segments()
+            .into_iter()
+            .filter(|s| s.sealed)
+            .map(|s| PersistentSegmentInfo {
+                segment_id: s.id as i64,
+                collection_id: id,
+                partition_id: id,
+                num_rows: s.live_rows as i64,
+                state: SegmentState::Flushed as i32,
+                ..Default::default()
+            })
+            .collect())
+    }
+
+    /// `GetQuerySegmentInfo`: the segments a search reads (none until `LoadCollection`):
+    /// sealed ones (state `Sealed`, with the vector index's name and id once it is built for
+    /// them) and the growing one when it holds rows (state `Growing`).
+    pub fn query_segments(&self, name: &str) -> Result<Vec<QuerySegmentInfo>> {
+        let info = self.info(name)?;
+        if !info.meta.loaded {
+            return Ok(Vec::new());
+        }
+        let id = info.meta.id;
+        let vindex = info.meta.indexes.iter().find(|i| {
+            info.fields
+                .get(&i.field_name)
+                .is_some_and(|f| f.kind.is_vector())
+        });
+        Ok(info
+            .coll
+            .segments()
+            .into_iter()
+            .filter(|s| s.sealed || s.rows > 0)
+            .map(|s| {
+                let (index_name, index_id) = match vindex {
+                    Some(i) if s.indexed => (i.index_name.clone(), i.index_id),
+                    _ => (String::new(), 0),
+                };
+                QuerySegmentInfo {
+                    segment_id: s.id as i64,
+                    collection_id: id,
+                    partition_id: id,
+                    mem_size: s.vector_bytes as i64,
+                    num_rows: s.live_rows as i64,
+                    index_name,
+                    index_id,
+                    state: if s.sealed {
+                        SegmentState::Sealed
+                    } else {
+                        SegmentState::Growing
+                    } as i32,
+                    node_ids: vec![1],
+                    ..Default::default()
+                }
+            })
+            .collect())
     }
 
     /// `ManualCompaction` (by collection id, or name when given): compacts synchronously and

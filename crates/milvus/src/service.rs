@@ -18,12 +18,13 @@ use milvus::proto::milvus::{
     FlushRequest, FlushResponse, GetCollectionStatisticsRequest, GetCollectionStatisticsResponse,
     GetCompactionStateRequest, GetCompactionStateResponse, GetFlushStateRequest,
     GetFlushStateResponse, GetLoadStateRequest, GetLoadStateResponse, GetLoadingProgressRequest,
-    GetLoadingProgressResponse, GetVersionRequest, GetVersionResponse, HasCollectionRequest,
-    HasPartitionRequest, InsertRequest, ListDatabasesRequest, ListDatabasesResponse,
-    LoadCollectionRequest, ManualCompactionRequest, ManualCompactionResponse, MutationResult,
-    QueryRequest, QueryResults, ReleaseCollectionRequest, SearchRequest, SearchResults,
-    ShowCollectionsRequest, ShowCollectionsResponse, ShowPartitionsRequest, ShowPartitionsResponse,
-    UpsertRequest,
+    GetLoadingProgressResponse, GetPersistentSegmentInfoRequest, GetPersistentSegmentInfoResponse,
+    GetQuerySegmentInfoRequest, GetQuerySegmentInfoResponse, GetVersionRequest, GetVersionResponse,
+    HasCollectionRequest, HasPartitionRequest, InsertRequest, ListDatabasesRequest,
+    ListDatabasesResponse, LoadCollectionRequest, ManualCompactionRequest,
+    ManualCompactionResponse, MutationResult, QueryRequest, QueryResults, ReleaseCollectionRequest,
+    SearchRequest, SearchResults, ShowCollectionsRequest, ShowCollectionsResponse,
+    ShowPartitionsRequest, ShowPartitionsResponse, UpsertRequest,
 };
 use tonic::{Request, Response};
 
@@ -299,6 +300,42 @@ impl MilvusRpc for MilvusService {
     async fn create_index(&self, req: Request<CreateIndexRequest>) -> RpcResult<Status> {
         let req = req.into_inner();
         status_reply(self.run(move |c| c.create_index(req)).await)
+    }
+
+    async fn get_persistent_segment_info(
+        &self,
+        req: Request<GetPersistentSegmentInfoRequest>,
+    ) -> RpcResult<GetPersistentSegmentInfoResponse> {
+        let name = req.into_inner().collection_name;
+        let r = self.run(move |c| c.persistent_segments(&name)).await;
+        Ok(Response::new(match r {
+            Ok(infos) => GetPersistentSegmentInfoResponse {
+                status: Some(success()),
+                infos,
+            },
+            Err(e) => GetPersistentSegmentInfoResponse {
+                status: Some(e.status()),
+                infos: Vec::new(),
+            },
+        }))
+    }
+
+    async fn get_query_segment_info(
+        &self,
+        req: Request<GetQuerySegmentInfoRequest>,
+    ) -> RpcResult<GetQuerySegmentInfoResponse> {
+        let name = req.into_inner().collection_name;
+        let r = self.run(move |c| c.query_segments(&name)).await;
+        Ok(Response::new(match r {
+            Ok(infos) => GetQuerySegmentInfoResponse {
+                status: Some(success()),
+                infos,
+            },
+            Err(e) => GetQuerySegmentInfoResponse {
+                status: Some(e.status()),
+                infos: Vec::new(),
+            },
+        }))
     }
 
     async fn describe_index(

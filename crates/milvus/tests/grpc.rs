@@ -7,15 +7,16 @@ mod common;
 use base64::Engine;
 use common::TestServer;
 use facedb_milvus::proto::common::{
-    KeyValuePair, PlaceholderGroup, PlaceholderType, PlaceholderValue, Status,
+    KeyValuePair, PlaceholderGroup, PlaceholderType, PlaceholderValue, SegmentState, Status,
 };
 use facedb_milvus::proto::milvus::milvus_service_client::MilvusServiceClient;
 use facedb_milvus::proto::milvus::{
     search_request::SearchInput, CreateCollectionRequest, CreateIndexRequest, DeleteRequest,
     DescribeCollectionRequest, DescribeIndexRequest, DropIndexRequest, FlushRequest,
-    GetCollectionStatisticsRequest, GetLoadStateRequest, GetVersionRequest, HasCollectionRequest,
-    InsertRequest, LoadCollectionRequest, ManualCompactionRequest, QueryRequest,
-    ReleaseCollectionRequest, SearchRequest, SearchResults, ShowCollectionsRequest, UpsertRequest,
+    GetCollectionStatisticsRequest, GetLoadStateRequest, GetPersistentSegmentInfoRequest,
+    GetQuerySegmentInfoRequest, GetVersionRequest, HasCollectionRequest, InsertRequest,
+    LoadCollectionRequest, ManualCompactionRequest, QueryRequest, ReleaseCollectionRequest,
+    SearchRequest, SearchResults, ShowCollectionsRequest, UpsertRequest,
 };
 use facedb_milvus::proto::schema::{
     field_data, i_ds, scalar_field, vector_field, CollectionSchema, DataType, FieldData,
@@ -980,6 +981,36 @@ async fn ivf_index_is_built_and_searched_through_the_wire() {
         .unwrap()
         .into_inner();
     assert_eq!(codes(&Some(st)).1, 0);
+    // pymilvus's utility.get_query_segment_info / get_persistent_segment_info: the one sealed
+    // segment, with all its rows and the index built for it.
+    let q = c
+        .get_query_segment_info(GetQuerySegmentInfoRequest {
+            collection_name: "people".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(codes(&q.status).1, 0);
+    assert_eq!(q.infos.len(), 1, "{:?}", q.infos);
+    assert_eq!(q.infos[0].num_rows, n);
+    assert_eq!(q.infos[0].state, SegmentState::Sealed as i32);
+    assert_eq!(q.infos[0].index_name, "_default_idx_102");
+    let p = c
+        .get_persistent_segment_info(GetPersistentSegmentInfoRequest {
+            collection_name: "people".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(codes(&p.status).1, 0);
+    assert_eq!(p.infos.len(), 1);
+    assert_eq!(
+        (p.infos[0].segment_id, p.infos[0].num_rows),
+        (q.infos[0].segment_id, n)
+    );
+    assert_eq!(p.infos[0].state, SegmentState::Flushed as i32);
     // Every list probed: exactly the brute-force answer.
     let mut want: Vec<(f32, i64)> = vecs
         .chunks(3)

@@ -211,6 +211,23 @@ pub struct RangeParams {
     pub range_filter: Option<f32>,
 }
 
+/// What [`Collection::segments`] tells of one segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Segment id (file `segments/<id>.seg` once sealed).
+    pub id: u64,
+    /// Rows stored, deleted ones included.
+    pub rows: usize,
+    /// Rows not deleted.
+    pub live_rows: usize,
+    /// False for the growing segment (in memory and the WAL).
+    pub sealed: bool,
+    /// The collection's vector index is built for this segment.
+    pub indexed: bool,
+    /// Bytes of `f32` vectors (`rows × dim × 4`).
+    pub vector_bytes: usize,
+}
+
 /// A search request (Milvus `Search`).
 #[derive(Debug, Clone)]
 pub struct SearchRequest {
@@ -635,6 +652,26 @@ impl Collection {
     /// Number of sealed segments (for statistics and tests).
     pub fn sealed_segments(&self) -> usize {
         self.state.read().sealed.len()
+    }
+
+    /// One entry per segment, sealed segments first (oldest first), then the growing one
+    /// (Milvus's `GetQuerySegmentInfo` / `GetPersistentSegmentInfo`).
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let st = self.state.read();
+        let dim = self.schema.dim();
+        let info = |s: &Segment, sealed: bool| SegmentInfo {
+            id: s.id,
+            rows: s.rows(),
+            live_rows: s.live_rows(),
+            sealed,
+            indexed: s.ann.is_some(),
+            vector_bytes: s.rows() * dim * 4,
+        };
+        st.sealed
+            .iter()
+            .map(|s| info(s, true))
+            .chain(std::iter::once(info(&st.growing, false)))
+            .collect()
     }
 
     /// Seals the growing segment into a segment file, writes the MANIFEST (with delete

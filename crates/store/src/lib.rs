@@ -46,7 +46,7 @@ mod segment;
 mod vindex;
 mod wal;
 
-pub use collection::{Collection, Hit, RangeParams, Row, SearchRequest};
+pub use collection::{Collection, Hit, RangeParams, Row, SearchRequest, SegmentInfo};
 pub use data::{Batch, ColumnData, PrimaryKey, Value};
 pub use db::Database;
 pub use error::{Result, StoreError};
