@@ -365,7 +365,7 @@ pub fn identify(args: &IdentifyArgs, c: &Common) -> Result<i32> {
     }
     let models = c.models()?;
     let gallery = c.existing_gallery()?;
-    if gallery.people()?.iter().all(|p| p.samples == 0) {
+    if gallery.samples()? == 0 {
         eprintln!(
             "facedb: warning: the gallery in {} is empty: every face will be unknown",
             c.data.display()
