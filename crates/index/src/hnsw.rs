@@ -1100,10 +1100,7 @@ isa_dispatch!(insert_isa, insert, (cx: &BuildCtx<'_>, q: u32, s: &mut Scratch) -
 
 /// SplitMix64: a seeded, order-independent stream for level assignment.
 fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    crate::kmeans::splitmix64(&mut z)
 }
 
 /// One search, everything but the queries.

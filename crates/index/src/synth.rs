@@ -42,58 +42,37 @@ use crate::IndexError;
 
 // ---------------------------------------------------------------- random numbers
 
-/// splitmix64 step (Steele, Lea & Flood, *Fast splittable pseudorandom number generators*,
-/// OOPSLA 2014): seeds xoshiro and mixes stream numbers.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// A seeded xoshiro256** generator with Box–Muller standard normals.
 ///
 /// The sequence of a seed is fixed by this code alone (no dependency's algorithm).
 #[derive(Debug, Clone)]
 pub struct Rng {
-    s: [u64; 4],
+    /// The xoshiro256** core, shared with k-means.
+    core: crate::kmeans::Rng,
     spare: Option<f64>,
 }
 
 impl Rng {
     /// A generator whose 256-bit state is four splitmix64 outputs of `seed`.
     pub fn new(seed: u64) -> Rng {
-        let mut sm = seed;
-        let s = [
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-        ];
-        Rng { s, spare: None }
+        Rng {
+            core: crate::kmeans::Rng::new(seed),
+            spare: None,
+        }
     }
 
     /// An independent stream `stream` of `seed` (e.g. one per identity), so data can be
     /// generated in parallel and still not depend on the thread count.
     pub fn stream(seed: u64, stream: u64) -> Rng {
         let mut sm = seed ^ 0x6A09_E667_F3BC_C908;
-        let a = splitmix64(&mut sm);
+        let a = crate::kmeans::splitmix64(&mut sm);
         let mut sm2 = stream.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ a;
-        Rng::new(splitmix64(&mut sm2))
+        Rng::new(crate::kmeans::splitmix64(&mut sm2))
     }
 
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
-        let t = self.s[1] << 17;
-        self.s[2] ^= self.s[0];
-        self.s[3] ^= self.s[1];
-        self.s[1] ^= self.s[2];
-        self.s[0] ^= self.s[3];
-        self.s[2] ^= t;
-        self.s[3] = self.s[3].rotate_left(45);
-        result
+        self.core.next_u64()
     }
 
     /// Uniform in `[0, 1)` with 53 random bits.
@@ -974,17 +953,6 @@ pub fn label_reference_faces(faces: &[(String, usize, Vec<f32>)]) -> Vec<(String
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn xoshiro_reference_sequence() {
-        // xoshiro256** with state [1, 2, 3, 4]: first outputs of the authors' C code.
-        let mut r = Rng {
-            s: [1, 2, 3, 4],
-            spare: None,
-        };
-        let got: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
-        assert_eq!(got, vec![11520, 0, 1509978240]);
-    }
 
     #[test]
     fn seeded_sequence_matches_an_independent_implementation() {
