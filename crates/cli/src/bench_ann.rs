@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use facedb_index::synth::{label_reference_faces, FaceModel, FitStats};
+use facedb_index::synth::{label_reference_faces, quantile as percentile, FaceModel, FitStats};
 use facedb_index::{
     build_index, by_row, flat_search, AnnParams, FlatParams, IndexSpec, KeyRange, Metric, Neighbor,
     SearchKnobs, VectorIndex,
@@ -623,17 +623,6 @@ fn rss_bytes() -> (f64, f64) {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     percentile(v, 0.5)
-}
-
-/// Linear-interpolation percentile of sorted values (numpy's default).
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let h = (sorted.len() - 1) as f64 * p;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
 /// Batch of all queries in one call, 3 repetitions: (median wall s, ids, median CPU s).

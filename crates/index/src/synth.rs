@@ -277,7 +277,9 @@ pub struct DistanceQuantiles {
     pub impostor_effective_dim: f64,
 }
 
-fn quantile(sorted: &[f64], p: f64) -> f64 {
+/// The `p`-quantile (`p` in `[0, 1]`) of ascending `sorted` values by linear interpolation
+/// between the two nearest ranks (numpy's default); `NaN` when empty.
+pub fn quantile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
