@@ -92,13 +92,21 @@ impl Writer {
         }
     }
 
-    pub fn rows(&mut self, r: &Rows) {
+    /// Everything of [`Writer::rows`] but the vector bytes, which follow it directly (the WAL
+    /// writes them from the batch itself instead of copying them here).
+    pub fn rows_head(&mut self, r: &Rows) {
         self.pks(&r.pks);
         self.u32(r.scalars.len() as u32);
         for c in &r.scalars {
             self.column(c);
         }
-        self.raw(&r.vectors);
+        self.u64(r.vectors.len() as u64);
+    }
+
+    #[cfg(test)]
+    pub fn rows(&mut self, r: &Rows) {
+        self.rows_head(r);
+        self.buf.extend_from_slice(bytemuck::cast_slice(&r.vectors));
     }
 }
 

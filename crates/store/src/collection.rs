@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 const OP_INSERT: u8 = 1;
 const OP_UPSERT: u8 = 2;
 const OP_DELETE: u8 = 3;
-/// Segment index standing for the growing segment in a [`Loc`].
-const GROWING: u32 = u32::MAX;
-
+/// Where a live key's row is: its segment's position in [`State::segments`] order (the
+/// growing segment's is the number of sealed segments, and stays the same when it seals and
+/// joins them), and its row there.
 #[derive(Clone, Copy, Debug)]
 struct Loc {
     seg: u32,
@@ -91,28 +91,18 @@ impl State {
 
     /// Position of a live key in [`State::segments`] order, and its row.
     pub(crate) fn locate(&self, pk: &PrimaryKey) -> Option<(usize, usize)> {
-        self.pk_index.get(pk).map(|l| {
-            let pos = if l.seg == GROWING {
-                self.sealed.len()
-            } else {
-                l.seg as usize
-            };
-            (pos, l.row as usize)
-        })
+        self.pk_index
+            .get(pk)
+            .map(|l| (l.seg as usize, l.row as usize))
     }
 
     fn seg(&self, i: u32) -> &Segment {
-        if i == GROWING {
-            &self.growing
-        } else {
-            &self.sealed[i as usize]
-        }
+        self.sealed.get(i as usize).unwrap_or(&self.growing)
     }
     fn seg_mut(&mut self, i: u32) -> &mut Segment {
-        if i == GROWING {
-            &mut self.growing
-        } else {
-            &mut self.sealed[i as usize]
+        match self.sealed.get_mut(i as usize) {
+            Some(s) => s,
+            None => &mut self.growing,
         }
     }
 
@@ -137,7 +127,7 @@ impl State {
             self.pk_index.insert(
                 pk,
                 Loc {
-                    seg: GROWING,
+                    seg: self.sealed.len() as u32,
                     row: (base + i) as u32,
                 },
             );
@@ -159,7 +149,7 @@ impl State {
             .iter()
             .enumerate()
             .map(|(i, s)| (i as u32, s))
-            .chain([(GROWING, &self.growing)]);
+            .chain([(self.sealed.len() as u32, &self.growing)]);
         for (si, s) in segs {
             for row in 0..s.rows() {
                 if !s.is_deleted(row) {
@@ -222,6 +212,9 @@ pub struct SegmentInfo {
     pub live_rows: usize,
     /// False for the growing segment (in memory and the WAL).
     pub sealed: bool,
+    /// The segment's file is written (a sealed segment is written in the background after
+    /// it seals; until then its rows are durable in the WAL).
+    pub persisted: bool,
     /// The collection's vector index is built for this segment.
     pub indexed: bool,
     /// Bytes of `f32` vectors (`rows × dim × 4`).
@@ -311,6 +304,33 @@ pub struct Collection {
     vindex_gen: AtomicU64,
     builder: Mutex<Builder>,
     builder_done: parking_lot::Condvar,
+    /// Sealed segments waiting for their files, and the background writer's state.
+    persist: Mutex<Persist>,
+    /// Signalled when a pending segment's file is committed or the writer stops.
+    persist_done: parking_lot::Condvar,
+    /// Held while a segment file is written and committed (by the background writer, or by
+    /// `flush` / `compact`, which write what is pending themselves): one at a time, in order.
+    persist_lock: Mutex<()>,
+    /// Set when the database closes: the background writer stops after its current file.
+    closing: std::sync::atomic::AtomicBool,
+}
+
+/// A sealed segment whose file is not written yet.
+#[derive(Clone, Copy)]
+struct PendingSeal {
+    /// The segment.
+    id: u64,
+    /// LSN of the last WAL record in it (or before it).
+    checkpoint: u64,
+    /// First WAL file after its seal (records after `checkpoint` are there or later).
+    wal_seq: u64,
+}
+
+/// State of the background segment writer.
+#[derive(Default)]
+struct Persist {
+    running: bool,
+    queue: std::collections::VecDeque<PendingSeal>,
 }
 
 /// State of the background index builder.
@@ -322,6 +342,10 @@ struct Builder {
     failed: Vec<u64>,
     last_error: Option<String>,
 }
+
+/// Inserts whose vectors take at least this many bytes wait for their WAL fsync on a second
+/// thread while their rows are applied.
+const PARALLEL_SYNC_BYTES: usize = 1 << 20;
 
 /// Segments with fewer rows than this are always searched exactly.
 const MIN_INDEXED_SEARCH_ROWS: usize = 2048;
@@ -492,6 +516,10 @@ impl Collection {
             vindex_gen: AtomicU64::new(0),
             builder: Mutex::new(Builder::default()),
             builder_done: parking_lot::Condvar::new(),
+            persist: Mutex::new(Persist::default()),
+            persist_done: parking_lot::Condvar::new(),
+            persist_lock: Mutex::new(()),
+            closing: std::sync::atomic::AtomicBool::new(false),
         });
         coll.kick_builder();
         Ok(coll)
@@ -562,7 +590,7 @@ impl Collection {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let _w = self.write_lock.lock();
+        let write_lock = self.write_lock.lock();
         self.check_poisoned()?;
         if rows.pks.is_empty() {
             let first = self.next_auto_id.fetch_add(n as i64, Ordering::SeqCst);
@@ -573,28 +601,54 @@ impl Collection {
                 return Err(StoreError::DuplicatePrimaryKey { key: pk.clone() });
             }
         }
-        let mut w = Writer::default();
-        w.u8(if upsert { OP_UPSERT } else { OP_INSERT });
-        w.rows(&rows);
-        let lsn = self.poison(self.wal.append(&w.buf))?;
-        drop(w);
-        {
-            let mut st = self.state.write();
-            st.apply_rows(&rows, upsert);
-            if let Some(PrimaryKey::Int(k)) = rows.pks.iter().max() {
-                self.next_auto_id
-                    .fetch_max(k.saturating_add(1), Ordering::SeqCst);
-            }
-            if st.growing.rows() * self.schema.dim() * 4 >= self.opts.seal_bytes {
-                let r = self.flush_locked(&mut st);
-                drop(st);
-                self.kick_builder();
-                self.poison(r)?;
-            }
+        let mut head = Writer::default();
+        head.u8(if upsert { OP_UPSERT } else { OP_INSERT });
+        head.rows_head(&rows);
+        let vector_bytes: &[u8] = bytemuck::cast_slice(&rows.vectors);
+        let lsn = self.poison(self.wal.append_parts(&[&head.buf, vector_bytes]))?;
+        let apply = |write_lock: parking_lot::MutexGuard<'_, ()>| {
+            let r = self.apply_rows_locked(&rows, upsert);
+            drop(write_lock);
+            r
+        };
+        if vector_bytes.len() >= PARALLEL_SYNC_BYTES {
+            // A large batch: its fsync (I/O wait) runs while its rows are copied into the
+            // growing segment. Both finish before the write is acknowledged.
+            let (synced, applied) = std::thread::scope(|s| {
+                let sync = s.spawn(|| self.wal.sync(lsn));
+                let applied = apply(write_lock);
+                let synced = sync.join().unwrap_or_else(|_| {
+                    Err(StoreError::Io {
+                        path: self.dir.join("wal").display().to_string(),
+                        source: std::io::Error::other("the WAL fsync thread panicked"),
+                    })
+                });
+                (synced, applied)
+            });
+            self.poison(applied)?;
+            self.poison(synced)?;
+        } else {
+            self.poison(apply(write_lock))?;
+            self.poison(self.wal.sync(lsn))?;
         }
-        drop(_w);
-        self.poison(self.wal.sync(lsn))?;
         Ok(rows.pks)
+    }
+
+    /// Applies logged rows to the state (under the write lock); seals the growing segment
+    /// when it has reached `seal_bytes`.
+    fn apply_rows_locked(&self, rows: &Rows, upsert: bool) -> Result<()> {
+        let mut st = self.state.write();
+        st.apply_rows(rows, upsert);
+        if let Some(PrimaryKey::Int(k)) = rows.pks.iter().max() {
+            self.next_auto_id
+                .fetch_max(k.saturating_add(1), Ordering::SeqCst);
+        }
+        if st.growing.rows() * self.schema.dim() * 4 >= self.opts.seal_bytes {
+            self.seal_growing(&mut st)?;
+            drop(st);
+            self.kick_persister();
+        }
+        Ok(())
     }
 
     /// Deletes rows by primary key; unknown keys are ignored. Returns how many rows were
@@ -664,6 +718,7 @@ impl Collection {
             rows: s.rows(),
             live_rows: s.live_rows(),
             sealed,
+            persisted: s.is_persisted(),
             indexed: s.ann.is_some(),
             vector_bytes: s.rows() * dim * 4,
         };
@@ -674,69 +729,162 @@ impl Collection {
             .collect()
     }
 
-    /// Seals the growing segment into a segment file, writes the MANIFEST (with delete
-    /// lists and the WAL checkpoint) atomically, and drops WAL files it covers.
+    /// Seals the growing segment, writes every sealed segment whose file is pending, writes
+    /// the MANIFEST (with delete lists and the WAL checkpoint) atomically, and drops WAL files
+    /// it covers. Everything acknowledged before the call is in segment files and the
+    /// MANIFEST when it returns.
     ///
     /// # Errors
     /// I/O errors; the collection then refuses writes until reopened.
     pub fn flush(&self) -> Result<()> {
         self.check_poisoned()?;
         let _w = self.write_lock.lock();
-        let mut st = self.state.write();
-        let r = self.flush_locked(&mut st);
-        drop(st);
+        let r = self.flush_locked();
         self.kick_builder();
         self.poison(r)
     }
 
-    fn flush_locked(&self, st: &mut State) -> Result<()> {
-        let segdir = self.dir.join("segments");
-        if st.growing.live_rows() > 0 {
-            let sealed = st.growing.seal(&segdir)?;
-            let si = st.sealed.len() as u32;
-            for row in 0..sealed.rows() {
-                if !sealed.is_deleted(row) {
-                    st.pk_index.insert(
-                        &sealed.pks.get(row),
-                        Loc {
-                            seg: si,
-                            row: row as u32,
-                        },
-                    );
-                }
+    /// [`Collection::flush`] under the held write lock.
+    fn flush_locked(&self) -> Result<()> {
+        self.seal_growing(&mut self.state.write())?;
+        let p = self.persist_lock.lock();
+        while self.persist_one(&p)? {}
+        self.commit_manifest(&mut self.state.write())
+    }
+
+    /// Seals the growing segment in memory (under the write lock): it joins the sealed
+    /// segments, searchable as before, and its file is queued for the background writer
+    /// ([`Collection::kick_persister`]). The WAL rotates first, so the segment's records
+    /// are exactly those before the new file. A growing segment without live rows is
+    /// emptied instead (its records and their deletes replay to nothing).
+    fn seal_growing(&self, st: &mut State) -> Result<()> {
+        if st.growing.live_rows() == 0 {
+            if st.growing.rows() > 0 {
+                st.growing = self.new_growing(st.next_segment_id);
+                st.next_segment_id += 1;
             }
-            st.sealed.push(sealed);
+            return Ok(());
         }
+        let checkpoint = self.wal.last_lsn();
+        let wal_seq = self.wal.rotate()?;
+        let fresh = self.new_growing(st.next_segment_id);
+        st.next_segment_id += 1;
+        let mut sealed = std::mem::replace(&mut st.growing, fresh);
+        sealed.freeze();
+        // Its keys' locations stay valid: it takes the position it had as the growing one.
+        self.persist.lock().queue.push_back(PendingSeal {
+            id: sealed.id,
+            checkpoint,
+            wal_seq,
+        });
+        st.sealed.push(sealed);
+        Ok(())
+    }
+
+    fn new_growing(&self, id: u64) -> Segment {
         let pkf = self.schema.primary_field();
         let scalars = self
             .schema
             .scalar_fields()
             .map(|f| ColumnData::empty(&f.data_type))
             .collect();
-        st.growing = Segment::new_growing(
-            st.next_segment_id,
+        Segment::new_growing(
+            id,
             PkColumn::empty_for(&pkf.data_type),
             scalars,
             self.schema.dim(),
-        );
-        st.next_segment_id += 1;
-        self.commit_manifest(st)
+        )
     }
 
-    fn commit_manifest(&self, st: &mut State) -> Result<()> {
-        let checkpoint = self.wal.last_lsn();
-        let seq = self.wal.rotate()?;
+    /// Writes the oldest pending segment's file and commits a MANIFEST that lists it, with
+    /// the checkpoint of its seal. Returns false when nothing is pending. Searches and
+    /// writes go on meanwhile: the state is locked only to copy the keys and scalar columns
+    /// out and, at the end, to swap the segment's vectors for the mapped file's.
+    fn persist_one(&self, _persisting: &parking_lot::MutexGuard<'_, ()>) -> Result<bool> {
+        let Some(job) = self.persist.lock().queue.front().copied() else {
+            return Ok(false);
+        };
+        let segdir = self.dir.join("segments");
+        let lost = || StoreError::Corrupt {
+            path: seg_path(&segdir, job.id).display().to_string(),
+            reason: "a segment waiting to be written is gone".into(),
+        };
+        let vectors = {
+            let st = self.state.read();
+            let seg = st.sealed.iter().find(|s| s.id == job.id).ok_or_else(lost)?;
+            seg.frozen_vectors().ok_or_else(lost)?
+        };
+        let crc = crc32fast::hash(bytemuck::cast_slice(vectors.as_slice()));
+        let head = {
+            let st = self.state.read();
+            let seg = st.sealed.iter().find(|s| s.id == job.id).ok_or_else(lost)?;
+            seg.file_head(crc)?
+        };
+        crate::segment::write_file(&segdir, job.id, &head, &vectors)?;
+        drop(vectors);
+        let file = Segment::open(&segdir, job.id)?;
+        let manifest = {
+            let mut st = self.state.write();
+            let seg = st
+                .sealed
+                .iter_mut()
+                .find(|s| s.id == job.id)
+                .ok_or_else(lost)?;
+            seg.use_file_vectors(file);
+            self.manifest(&mut st, job.checkpoint, job.wal_seq)
+        };
+        self.write_manifest(&manifest)?;
+        self.wal.remove_before(job.wal_seq)?;
+        self.persist.lock().queue.pop_front();
+        self.persist_done.notify_all();
+        self.kick_builder();
+        Ok(true)
+    }
+
+    /// Starts the background segment writer when files are pending and it is not running.
+    fn kick_persister(&self) {
+        let mut p = self.persist.lock();
+        if p.running || p.queue.is_empty() {
+            return;
+        }
+        p.running = true;
+        let me = self.me.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("facedb-seal-{}", self.schema.name))
+            .spawn(move || persist_loop(me));
+        if spawned.is_err() {
+            // Not fatal: the files are written by the next flush, and the rows are in the WAL.
+            p.running = false;
+            log::warn!(
+                "collection {}: cannot start the segment writer",
+                self.schema.name
+            );
+        }
+    }
+
+    /// Stops background work on this collection (the database is closing or dropping it):
+    /// returns once the segment file being written, if any, is committed. Pending segments
+    /// stay in the WAL and are replayed on the next open.
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        drop(self.persist_lock.lock());
+    }
+
+    /// The MANIFEST for the current state: the segments whose files are written, with their
+    /// delete lists, WAL records after `checkpoint` to replay from file `wal_seq` on.
+    fn manifest(&self, st: &mut State, checkpoint: u64, wal_seq: u64) -> Manifest {
         st.generation += 1;
-        let m = Manifest {
+        Manifest {
             version: 1,
             generation: st.generation,
             checkpoint_lsn: checkpoint,
-            wal_seq: seq,
+            wal_seq,
             next_segment_id: st.growing.id,
             next_auto_id: self.next_auto_id.load(Ordering::SeqCst),
             segments: st
                 .sealed
                 .iter()
+                .take_while(|s| s.is_persisted())
                 .map(|s| ManifestSegment {
                     id: s.id,
                     rows: s.rows() as u64,
@@ -746,12 +894,31 @@ impl Collection {
                         .collect(),
                 })
                 .collect(),
-        };
-        let bytes = serde_json::to_vec(&m).map_err(|e| StoreError::Corrupt {
+        }
+    }
+
+    fn write_manifest(&self, m: &Manifest) -> Result<()> {
+        let bytes = serde_json::to_vec(m).map_err(|e| StoreError::Corrupt {
             path: "MANIFEST".into(),
             reason: e.to_string(),
         })?;
-        write_file_atomic(&self.dir.join("MANIFEST"), &bytes)?;
+        write_file_atomic(&self.dir.join("MANIFEST"), &bytes)
+    }
+
+    /// Checkpoints everything: rotates the WAL and commits a MANIFEST whose checkpoint is
+    /// the last record. Only with no segment pending (under the write lock, after
+    /// [`Collection::persist_one`] drained the queue): pending rows would be lost otherwise.
+    fn commit_manifest(&self, st: &mut State) -> Result<()> {
+        if st.sealed.iter().any(|s| !s.is_persisted()) {
+            return Err(StoreError::Corrupt {
+                path: self.dir.join("MANIFEST").display().to_string(),
+                reason: "a checkpoint was asked with segment files still pending".into(),
+            });
+        }
+        let checkpoint = self.wal.last_lsn();
+        let seq = self.wal.rotate()?;
+        let m = self.manifest(st, checkpoint, seq);
+        self.write_manifest(&m)?;
         self.wal.remove_before(seq)?;
         let segdir = self.dir.join("segments");
         remove_unlisted_segments(&segdir, st.sealed.iter().map(|s| s.id))?;
@@ -766,9 +933,10 @@ impl Collection {
     pub fn compact(&self) -> Result<()> {
         self.check_poisoned()?;
         let _w = self.write_lock.lock();
-        let mut st = self.state.write();
         let r = (|| {
-            self.flush_locked(&mut st)?;
+            self.flush_locked()?;
+            let _p = self.persist_lock.lock();
+            let mut st = self.state.write();
             let segdir = self.dir.join("segments");
             let old = std::mem::take(&mut st.sealed);
             let mut new = Vec::with_capacity(old.len());
@@ -823,7 +991,6 @@ impl Collection {
             st.rebuild_pk_index();
             self.commit_manifest(&mut st)
         })();
-        drop(st);
         self.kick_builder();
         self.poison(r)
     }
@@ -1223,9 +1390,11 @@ impl Collection {
     }
 
     /// Waits until no index build is pending or running, at most `timeout`. Returns the
-    /// progress then (check [`IndexProgress::finished`]).
+    /// progress then (check [`IndexProgress::finished`]). A segment is indexed after its
+    /// file is written: this waits for the background segment writer first.
     pub fn wait_for_index(&self, timeout: Duration) -> IndexProgress {
         let deadline = Instant::now() + timeout;
+        self.wait_persisted(deadline);
         let mut b = self.builder.lock();
         while b.running {
             if self.builder_done.wait_until(&mut b, deadline).timed_out() {
@@ -1234,6 +1403,18 @@ impl Collection {
         }
         drop(b);
         self.index_progress()
+    }
+
+    /// Waits (at most until `deadline`) while sealed segments wait for their files and the
+    /// background writer runs. Returns whether none is pending.
+    fn wait_persisted(&self, deadline: Instant) -> bool {
+        let mut p = self.persist.lock();
+        while !p.queue.is_empty() && p.running {
+            if self.persist_done.wait_until(&mut p, deadline).timed_out() {
+                break;
+            }
+        }
+        p.queue.is_empty()
     }
 
     /// Starts the background builder when a sealed segment lacks its index.
@@ -1349,6 +1530,49 @@ fn lower_priority() {
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}
+
+/// The background segment writer: writes pending segment files in seal order until none is
+/// left, the collection is dropped or closing, or a write fails (the collection is then
+/// poisoned: it refuses writes until reopened, and the WAL still holds every row).
+fn persist_loop(me: Weak<Collection>) {
+    loop {
+        let Some(coll) = me.upgrade() else { return };
+        let stop = |coll: &Collection| {
+            coll.persist.lock().running = false;
+            coll.persist_done.notify_all();
+        };
+        {
+            let mut p = coll.persist.lock();
+            if p.queue.is_empty() || coll.closing.load(Ordering::SeqCst) {
+                p.running = false;
+                drop(p);
+                coll.persist_done.notify_all();
+                return;
+            }
+        }
+        let r = {
+            let guard = coll.persist_lock.lock();
+            if coll.closing.load(Ordering::SeqCst) {
+                Ok(false)
+            } else {
+                coll.persist_one(&guard)
+            }
+        };
+        match r {
+            Ok(true) => {}
+            Ok(false) => {} // drained by a flush meanwhile (or closing): checked above
+            Err(e) => {
+                log::error!(
+                    "collection {}: writing a sealed segment failed: {e}",
+                    coll.schema.name
+                );
+                let _ = coll.poison::<()>(Err(e));
+                stop(&coll);
+                return;
+            }
+        }
     }
 }
 

@@ -387,6 +387,18 @@ impl Rows {
 ///
 /// With `auto_id` and `require_pk == false` the keys are left empty for the caller to assign
 /// (the returned `pks` is empty and `n` is the row count).
+/// Index of the first NaN or infinity in `v`. Scans blocks of 256 without an early exit
+/// (so the check vectorizes), then finds the position in the block that has one.
+fn first_non_finite(v: &[f32]) -> Option<usize> {
+    const EXP: u32 = 0x7f80_0000;
+    v.chunks(256).enumerate().find_map(|(b, c)| {
+        let bad = c
+            .iter()
+            .fold(false, |acc, x| acc | (x.to_bits() & EXP == EXP));
+        bad.then(|| b * 256 + c.iter().position(|x| !x.is_finite()).unwrap_or(0))
+    })
+}
+
 pub(crate) fn validate_batch(
     schema: &CollectionSchema,
     batch: Batch,
@@ -443,7 +455,7 @@ pub(crate) fn validate_batch(
                     row: data.len() / dim,
                 });
             }
-            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            if let Some(i) = first_non_finite(&data) {
                 return Err(StoreError::NonFinite {
                     field: vf.name.clone(),
                     row: i / dim,
@@ -592,4 +604,31 @@ fn convert(f: &FieldSchema, c: ColumnData) -> Result<ColumnData> {
             ))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_non_finite;
+
+    #[test]
+    fn first_non_finite_finds_the_first_nan_or_infinity() {
+        let mut v = vec![1.0f32; 1000];
+        v[3] = f32::MAX;
+        v[4] = -f32::MAX;
+        v[5] = f32::MIN_POSITIVE / 2.0; // subnormal: finite
+        assert_eq!(first_non_finite(&v), None);
+        assert_eq!(first_non_finite(&[]), None);
+        for (at, bad) in [
+            (0, f32::NAN),
+            (255, f32::INFINITY),
+            (256, f32::NEG_INFINITY),
+            (999, -f32::NAN),
+        ] {
+            let mut w = v.clone();
+            w[at] = bad;
+            assert_eq!(first_non_finite(&w), Some(at), "{bad} at {at}");
+            w[at + 1..].iter_mut().for_each(|x| *x = f32::NAN);
+            assert_eq!(first_non_finite(&w), Some(at));
+        }
+    }
 }

@@ -43,6 +43,16 @@ pub struct Database {
     _lock: fs::File,
 }
 
+impl Drop for Database {
+    /// Stops the collections' background segment writers before the directory lock is
+    /// released, so that no file is written once another process may open the directory.
+    fn drop(&mut self) {
+        for c in self.inner.get_mut().open.values() {
+            c.close();
+        }
+    }
+}
+
 impl Database {
     /// Opens the database in `dir`, creating the directory if needed, with default options
     /// (fsync on every acknowledged write).
@@ -235,7 +245,9 @@ impl Database {
         let e = cat.collections.remove(pos);
         self.save(&cat)?;
         inner.catalog = cat;
-        inner.open.remove(name);
+        if let Some(c) = inner.open.remove(name) {
+            c.close();
+        }
         let path = self.dir.join(&e.dir);
         let _ = fs::remove_dir_all(&path);
         Ok(())

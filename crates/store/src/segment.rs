@@ -35,7 +35,11 @@ const VERSION: u32 = 1;
 
 /// Vector storage of a segment.
 pub(crate) enum Vectors {
+    /// A growing segment's rows (appended to in place).
     Owned(Vec<f32>),
+    /// A sealed segment whose file is not written yet: shared with the thread writing it.
+    Frozen(Arc<Vec<f32>>),
+    /// A sealed segment's vectors, mapped from its file.
     Mapped {
         map: Arc<Mmap>,
         offset: usize,
@@ -62,7 +66,7 @@ impl Vectors {
     /// A shareable handle on mapped vectors (`None` for in-memory ones).
     pub(crate) fn shared(&self) -> Option<SharedVectors> {
         match self {
-            Vectors::Owned(_) => None,
+            Vectors::Owned(_) | Vectors::Frozen(_) => None,
             Vectors::Mapped { map, offset, len } => Some(SharedVectors {
                 map: map.clone(),
                 offset: *offset,
@@ -74,6 +78,7 @@ impl Vectors {
     pub(crate) fn as_slice(&self) -> &[f32] {
         match self {
             Vectors::Owned(v) => v,
+            Vectors::Frozen(v) => v,
             Vectors::Mapped { map, offset, len } => {
                 bytemuck::cast_slice(&map[*offset..*offset + len * 4])
             }
@@ -197,16 +202,44 @@ impl Segment {
         }
         match &mut self.vectors {
             Vectors::Owned(v) => v.extend_from_slice(&rows.vectors),
-            Vectors::Mapped { .. } => unreachable!("append to a sealed segment"),
+            Vectors::Frozen(_) | Vectors::Mapped { .. } => {
+                unreachable!("append to a sealed segment")
+            }
         }
     }
 
-    /// Writes the segment to `dir/<id>.seg` (temp file, fsync, rename, fsync dir) and
-    /// returns it reopened from the file (vectors mapped).
-    pub(crate) fn seal(&self, dir: &Path) -> Result<Segment> {
-        fs::create_dir_all(dir).ctx(dir)?;
-        let path = seg_path(dir, self.id);
-        let tmp = dir.join(format!("{}.seg.tmp", self.id));
+    /// Seals a growing segment in memory: its vectors become shareable with the thread that
+    /// writes its file ([`Segment::file_head`], [`write_file`]). Searches and deletes keep
+    /// working on it meanwhile.
+    pub(crate) fn freeze(&mut self) {
+        if let Vectors::Owned(v) = &mut self.vectors {
+            self.vectors = Vectors::Frozen(Arc::new(std::mem::take(v)));
+        }
+    }
+
+    /// The frozen vectors (a sealed segment not yet written), shared.
+    pub(crate) fn frozen_vectors(&self) -> Option<Arc<Vec<f32>>> {
+        match &self.vectors {
+            Vectors::Frozen(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether the segment's file is written (its vectors are mapped from it).
+    pub(crate) fn is_persisted(&self) -> bool {
+        matches!(self.vectors, Vectors::Mapped { .. })
+    }
+
+    /// Serves the vectors from the segment's written file (same rows, same order).
+    pub(crate) fn use_file_vectors(&mut self, file: Segment) {
+        self.vectors = file.vectors;
+    }
+
+    /// The bytes of the segment's file before its vector section: magic, version, header
+    /// (with `vector_crc`, the CRC-32 of the vector bytes), key and scalar sections, and zero
+    /// padding up to the 64-byte aligned vector offset.
+    pub(crate) fn file_head(&self, vector_crc: u32) -> Result<Vec<u8>> {
+        let path = seg_path(Path::new(""), self.id);
         // Sections before the vectors.
         let mut body = Writer::default();
         let mut sections = Vec::new();
@@ -224,7 +257,6 @@ impl Segment {
         for c in &self.scalars {
             put(&mut body, &|w| w.column(c));
         }
-        let vec_bytes: &[u8] = bytemuck::cast_slice(self.vectors.as_slice());
         let mut header = Header {
             id: self.id,
             rows: self.rows() as u64,
@@ -238,8 +270,8 @@ impl Segment {
             columns: Vec::new(),
             vectors: Section {
                 offset: 0,
-                len: vec_bytes.len() as u64,
-                crc: crc32fast::hash(vec_bytes),
+                len: (self.rows() * self.dim * 4) as u64,
+                crc: vector_crc,
             },
         };
         // Header length depends on offsets; offsets depend on header length: iterate to a fixpoint.
@@ -272,13 +304,15 @@ impl Segment {
         out.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
         out.extend_from_slice(&body.buf);
         out.resize(header.vectors.offset as usize, 0);
-        let mut f = File::create(&tmp).ctx(&tmp)?;
-        f.write_all(&out).ctx(&tmp)?;
-        f.write_all(vec_bytes).ctx(&tmp)?;
-        f.sync_all().ctx(&tmp)?;
-        drop(f);
-        fs::rename(&tmp, &path).ctx(&path)?;
-        sync_dir(dir)?;
+        Ok(out)
+    }
+
+    /// Writes the segment to `dir/<id>.seg` (see [`write_file`]) and returns it reopened
+    /// from the file (vectors mapped), with its deletes.
+    pub(crate) fn seal(&self, dir: &Path) -> Result<Segment> {
+        let vectors = self.vectors.as_slice();
+        let head = self.file_head(crc32fast::hash(bytemuck::cast_slice(vectors)))?;
+        write_file(dir, self.id, &head, vectors)?;
         let mut s = Segment::open(dir, self.id)?;
         s.deleted = self.deleted.clone();
         s.deleted_count = self.deleted_count;
@@ -371,7 +405,7 @@ impl Segment {
     /// Checks the vector section's CRC (reads the whole file).
     pub(crate) fn verify(&self) -> bool {
         match &self.vectors {
-            Vectors::Owned(_) => true,
+            Vectors::Owned(_) | Vectors::Frozen(_) => true,
             Vectors::Mapped { map, .. } => {
                 let Ok(hlen) = <[u8; 4]>::try_from(&map[12..16]) else {
                     return false;
@@ -386,6 +420,21 @@ impl Segment {
             }
         }
     }
+}
+
+/// Writes segment file `dir/<id>.seg` from its head ([`Segment::file_head`]) and vectors:
+/// a temporary file, fsync, rename, fsync of the directory.
+pub(crate) fn write_file(dir: &Path, id: u64, head: &[u8], vectors: &[f32]) -> Result<()> {
+    fs::create_dir_all(dir).ctx(dir)?;
+    let path = seg_path(dir, id);
+    let tmp = dir.join(format!("{id}.seg.tmp"));
+    let mut f = File::create(&tmp).ctx(&tmp)?;
+    f.write_all(head).ctx(&tmp)?;
+    f.write_all(bytemuck::cast_slice(vectors)).ctx(&tmp)?;
+    f.sync_all().ctx(&tmp)?;
+    drop(f);
+    fs::rename(&tmp, &path).ctx(&path)?;
+    sync_dir(dir)
 }
 
 pub(crate) fn seg_path(dir: &Path, id: u64) -> PathBuf {

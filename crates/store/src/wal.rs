@@ -150,25 +150,36 @@ impl Wal {
 
     /// Appends one record (not yet durable: call [`Wal::sync`]). Returns its LSN.
     pub(crate) fn append(&self, payload: &[u8]) -> Result<u64> {
+        self.append_parts(&[payload])
+    }
+
+    /// Appends one record whose payload is the concatenation of `parts` (written from where
+    /// they lie, without copying them together first). Not yet durable: call [`Wal::sync`].
+    /// Returns its LSN.
+    pub(crate) fn append_parts(&self, parts: &[&[u8]]) -> Result<u64> {
+        let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        if len + 8 > u32::MAX as u64 {
+            return Err(StoreError::InvalidParameter(format!(
+                "a single write of {len} bytes is larger than the 4 GiB WAL record limit"
+            )));
+        }
         let mut t = self.tail.lock();
         let lsn = t.last_lsn + 1;
         let mut h = crc32fast::Hasher::new();
         h.update(&lsn.to_le_bytes());
-        h.update(payload);
+        for p in parts {
+            h.update(p);
+        }
         let mut header = [0u8; HEADER];
-        header[0..4].copy_from_slice(&((8 + payload.len()) as u32).to_le_bytes());
+        header[0..4].copy_from_slice(&((8 + len) as u32).to_le_bytes());
         header[4..8].copy_from_slice(&h.finalize().to_le_bytes());
         header[8..16].copy_from_slice(&lsn.to_le_bytes());
         let path = self.dir.join(file_name(t.seq));
-        if payload.len() as u64 + 8 > u32::MAX as u64 {
-            return Err(StoreError::InvalidParameter(format!(
-                "a single write of {} bytes is larger than the 4 GiB WAL record limit",
-                payload.len()
-            )));
-        }
         let mut f = &*t.file;
         f.write_all(&header).ctx(&path)?;
-        f.write_all(payload).ctx(&path)?;
+        for p in parts {
+            f.write_all(p).ctx(&path)?;
+        }
         t.last_lsn = lsn;
         Ok(lsn)
     }

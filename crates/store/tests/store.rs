@@ -495,3 +495,87 @@ fn a_second_open_of_the_same_directory_is_refused() {
     let db = Database::open(dir.path()).unwrap();
     assert!(db.has_collection("people"));
 }
+
+/// Rows of segments sealed in the background: deletes and upserts made while their files are
+/// still being written, then a close (which leaves pending files to the WAL) and reopens.
+#[test]
+fn segments_sealed_in_the_background_keep_every_write_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        fsync: true,
+        seal_bytes: 100 * 3 * 4, // a segment per 100 rows
+    };
+    let vec_of = |id: i64, gen: i64| [id as f32, (id % 7) as f32, gen as f32];
+    let batch = |ids: std::ops::Range<i64>, gen: i64| {
+        Batch::new()
+            .with("id", ColumnData::Int64(ids.clone().collect()))
+            .with(
+                "name",
+                ColumnData::VarChar(ids.clone().map(|i| format!("p{i}-{gen}")).collect()),
+            )
+            .with(
+                "metrics",
+                ColumnData::FloatVector {
+                    dim: 3,
+                    data: ids.flat_map(|i| vec_of(i, gen)).collect(),
+                },
+            )
+    };
+    // The model: id -> generation of its live row.
+    let mut model = std::collections::BTreeMap::new();
+    let check = |c: &Collection, model: &std::collections::BTreeMap<i64, i64>, when: &str| {
+        assert_eq!(c.count(), model.len(), "{when}: count");
+        let all: Vec<PrimaryKey> = (0..6000).map(PrimaryKey::Int).collect();
+        let rows = c.get(&all, &["name".into()]).unwrap();
+        assert_eq!(rows.len(), model.len(), "{when}: rows found by key");
+        for (id, gen) in model.iter().step_by(37) {
+            let q = vec![vec_of(*id, *gen).to_vec()];
+            let mut req = SearchRequest::new(q, Metric::L2, 1);
+            req.output_fields = vec!["name".into()];
+            let h = &c.search(&req).unwrap()[0][0];
+            assert_eq!(h.pk, PrimaryKey::Int(*id), "{when}: nearest of {id}");
+            assert_eq!(h.distance, 0.0, "{when}: distance of {id}");
+            assert_eq!(
+                h.fields,
+                vec![("name".to_string(), Value::String(format!("p{id}-{gen}")))],
+                "{when}: fields of {id}"
+            );
+        }
+    };
+    {
+        let db = Database::open_with(dir.path(), opts.clone()).unwrap();
+        let c = db.create_collection(people_schema()).unwrap();
+        for b in 0..30 {
+            c.insert(batch(b * 100..(b + 1) * 100, 0)).unwrap();
+            model.extend((b * 100..(b + 1) * 100).map(|i| (i, 0)));
+        }
+        // Right away, while files are being written: deletes and upserts across segments.
+        let dels: Vec<PrimaryKey> = (0..3000).step_by(9).map(PrimaryKey::Int).collect();
+        assert_eq!(c.delete(&dels).unwrap(), dels.len());
+        (0..3000).step_by(9).for_each(|i| {
+            model.remove(&i);
+        });
+        c.upsert(batch(1000..1150, 1)).unwrap();
+        model.extend((1000..1150).map(|i| (i, 1)));
+        assert!(c.segments().iter().filter(|s| s.sealed).count() >= 30);
+        check(&c, &model, "before close");
+    } // close: the writer stops after its current file; the rest replays from the WAL
+    {
+        let db = Database::open_with(dir.path(), opts.clone()).unwrap();
+        let c = db.collection("people").unwrap();
+        check(&c, &model, "after reopen");
+        c.insert(batch(5000..5250, 2)).unwrap();
+        model.extend((5000..5250).map(|i| (i, 2)));
+        c.flush().unwrap();
+        assert!(
+            c.segments().iter().all(|s| !s.sealed || s.persisted),
+            "flush writes every pending segment"
+        );
+        check(&c, &model, "after flush");
+    }
+    let db = Database::open_with(dir.path(), opts).unwrap();
+    let c = db.collection("people").unwrap();
+    check(&c, &model, "after second reopen");
+    c.compact().unwrap();
+    check(&c, &model, "after compaction");
+}
