@@ -168,8 +168,8 @@ impl Core {
     ///
     /// # Errors
     /// [`Error::Internal`] when the store or the metadata file cannot be opened.
-    pub fn open(dir: &Path) -> Result<Self> {
-        let db = Database::open(dir).map_err(Error::from_store)?;
+    pub fn open(dir: &Path, opts: facedb_store::Options) -> Result<Self> {
+        let db = Database::open_with(dir, opts).map_err(Error::from_store)?;
         let meta = MetaStore::open(Some(dir))?;
         Ok(Self {
             db,
@@ -438,7 +438,8 @@ impl Core {
         Ok(r)
     }
 
-    /// `GetPersistentSegmentInfo`: the collection's sealed segments (state `Flushed`).
+    /// `GetPersistentSegmentInfo`: the collection's sealed segments (state `Flushed` once
+    /// the segment's file is written, `Sealed` while it is written in the background).
     pub fn persistent_segments(&self, name: &str) -> Result<Vec<PersistentSegmentInfo>> {
         let info = self.info(name)?;
         let id = info.meta.id;
@@ -452,7 +453,11 @@ impl Core {
                 collection_id: id,
                 partition_id: id,
                 num_rows: s.live_rows as i64,
-                state: SegmentState::Flushed as i32,
+                state: if s.persisted {
+                    SegmentState::Flushed
+                } else {
+                    SegmentState::Sealed
+                } as i32,
                 ..Default::default()
             })
             .collect())

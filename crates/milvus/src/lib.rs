@@ -9,8 +9,12 @@
 //! - collections with Milvus's data model and limits; the schema sent to `CreateCollection`
 //!   comes back byte-for-byte through `DescribeCollection` (kept in `<data>/milvus-meta.json`
 //!   with index descriptions and the loaded state);
-//! - exact (FLAT) search whatever index type was asked (`DescribeIndex` reports what was
-//!   asked); L2 is squared, IP and COSINE larger-is-better, as Milvus;
+//! - the store's indexes (FLAT, IVF_FLAT, IVF_SQ8, HNSW, built in the background per sealed
+//!   segment); other index types are recorded, reported by `DescribeIndex`, and searched
+//!   exactly; L2 is squared, IP and COSINE larger-is-better, as Milvus;
+//! - `Insert` / `Upsert` decoded from the buffered request as one slice (see `bulk.rs`), and
+//!   acknowledged once the WAL is fsynced (or, with [`ServeConfig::fsync`] off, once it is
+//!   written, Milvus standalone's durability);
 //! - every consistency level behaves as Strong, at no cost: a search sees every acknowledged
 //!   write;
 //! - errors with Milvus's status codes and texts (see [`Error`]); duplicate primary keys are
@@ -30,6 +34,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod bulk;
 mod catalog;
 mod core;
 mod data;

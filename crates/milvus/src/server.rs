@@ -9,6 +9,7 @@ use milvus::proto::milvus::milvus_service_server::MilvusServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
+use crate::bulk::BulkWrites;
 use crate::service::MilvusService;
 use crate::status::Error;
 
@@ -116,15 +117,21 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     /// Required credentials; `None` accepts every client (credentials sent are ignored).
     pub auth: Option<Credentials>,
+    /// fsync the WAL before acknowledging a write (default true). False acknowledges a write
+    /// once it is in the operating system's page cache: safe from a crash of the server, not
+    /// from a power loss or a kernel crash. That is Milvus standalone's level: its message
+    /// queue (rocksmq) writes with RocksDB's default, unsynced, write options.
+    pub fsync: bool,
 }
 
 impl ServeConfig {
-    /// Defaults: `./facedb-data`, `127.0.0.1:19530`, no authentication.
+    /// Defaults: `./facedb-data`, `127.0.0.1:19530`, no authentication, fsync on every write.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 19530)),
             auth: None,
+            fsync: true,
         }
     }
 }
@@ -220,7 +227,11 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let dir = config.data_dir.clone();
-    let service = tokio::task::spawn_blocking(move || MilvusService::open(&dir))
+    let opts = facedb_store::Options {
+        fsync: config.fsync,
+        ..Default::default()
+    };
+    let service = tokio::task::spawn_blocking(move || MilvusService::open_with(&dir, opts))
         .await
         .map_err(|e| ServeError::Open {
             dir: config.data_dir.clone(),
@@ -230,11 +241,12 @@ pub async fn serve_on(
             dir: config.data_dir.clone(),
             source,
         })?;
-    let server = MilvusServiceServer::new(service)
+    let server = MilvusServiceServer::new(service.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    // Authentication first, then Insert / Upsert through the slice decoder (crate::bulk).
     let svc = tonic::service::interceptor::InterceptedService::new(
-        server,
+        BulkWrites::new(server, service),
         AuthInterceptor(config.auth.clone()),
     );
     // TCP_NODELAY: without it a small reply after a large request waits for the client's

@@ -55,8 +55,16 @@ impl MilvusService {
     /// # Errors
     /// [`Error::Internal`] when the store or the Milvus metadata cannot be opened.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, facedb_store::Options::default())
+    }
+
+    /// Opens the store in `dir` (created if missing) with the given store options.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] when the store or the Milvus metadata cannot be opened.
+    pub fn open_with(dir: &Path, opts: facedb_store::Options) -> Result<Self> {
         Ok(Self {
-            core: Arc::new(Core::open(dir)?),
+            core: Arc::new(Core::open(dir, opts)?),
         })
     }
 

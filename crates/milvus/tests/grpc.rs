@@ -807,6 +807,11 @@ async fn authentication() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    // Insert and Upsert have their own decoding path (crate::bulk): behind the same check.
+    let err = plain.insert(InsertRequest::default()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let err = plain.upsert(UpsertRequest::default()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
     for (header, ok) in [
         ("root:secret", true),
         ("root:wrong", false),
