@@ -108,6 +108,7 @@ impl<U: BulkRequest> Decoder for SliceDecoder<U> {
 }
 
 /// Decodes a bulk-write request, filling the float vector payloads in one pass each.
+#[allow(clippy::result_large_err)] // tonic::Status, what the Decoder trait returns
 fn decode_bulk<U: BulkRequest>(mut bytes: BytesMut) -> Result<U, Status> {
     // As tonic's own prost decoder: a malformed message is INTERNAL.
     let bad = |e: prost::DecodeError| Status::internal(e.to_string());
