@@ -5,10 +5,15 @@
 # throughput per index and search setting, recall@10, all searches with consistency_level="Strong".
 # Prints a two-column table; JSON in $OUT.
 #
+# facedb runs twice: as by default (each write fsynced before it is acknowledged), and with
+# `--no-fsync` (acknowledged once written, not yet on disk: the durability of Milvus standalone,
+# whose rocksmq writes unsynced).
+#
 # Usage: scripts/bench-milvus-compare.sh [N ...]        (default: 200000 1000000)
 # Env:   OUT (default target/bench-milvus), DATASET (random|face, default random), METRIC (L2|IP),
 #        NQ_LAT (nq=1 searches timed, default 100), ONLY (facedb|milvus: run one side only),
-#        INDEXES (bench.py's comma list: FLAT,IVF_FLAT,HNSW; default FLAT)
+#        INDEXES (bench.py's comma list: FLAT,IVF_FLAT,HNSW; default FLAT),
+#        FACEDB_MODES (default "fsync no-fsync")
 # Needs root for the Milvus peer (see ../shared/peers/milvus/README.md); ports 19530, 9091, 2379
 # and Milvus's internal ones must be free.
 set -euo pipefail
@@ -20,6 +25,7 @@ METRIC="${METRIC:-L2}"
 NQ_LAT="${NQ_LAT:-100}"
 ONLY="${ONLY:-}"
 INDEXES="${INDEXES:-FLAT}"
+FACEDB_MODES="${FACEDB_MODES:-fsync no-fsync}"
 SIZES=("$@")
 [[ ${#SIZES[@]} -gt 0 ]] || SIZES=(200000 1000000)
 export MILVUS_HOME="${MILVUS_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/facedb-peers/milvus}"
@@ -37,16 +43,20 @@ wait_port() { for _ in $(seq 1 300); do (echo >/dev/tcp/127.0.0.1/19530) 2>/dev/
 
 for N in "${SIZES[@]}"; do
   if [[ "$ONLY" != milvus ]]; then
-    DATA=$(mktemp -d /tmp/facedb-bench.XXXXXX)
-    "$FACEDB" serve --data "$DATA" --port 19530 2>"$OUT/facedb_$N.log" &
-    PID=$!
-    echo "$PID" >"$OUT/facedb.pid"
-    wait_port || { echo "facedb serve did not start" >&2; kill "$PID"; exit 1; }
-    # facedb has no background compaction to wait for: --settle-s 0
-    "$PY" "$PEER/bench.py" --n "$N" "${common[@]}" --settle-s 0 --pidfile "$OUT/facedb.pid" \
-      --out "$OUT/facedb_$N.json"
-    kill -TERM "$PID"; wait "$PID" || true
-    rm -rf "$DATA"
+    for MODE in $FACEDB_MODES; do
+      DATA=$(mktemp -d /tmp/facedb-bench.XXXXXX)
+      FLAGS=(); NAME=facedb
+      [[ "$MODE" == no-fsync ]] && { FLAGS=(--no-fsync); NAME=facedb-nofsync; }
+      "$FACEDB" serve --data "$DATA" --port 19530 "${FLAGS[@]}" 2>"$OUT/${NAME}_$N.log" &
+      PID=$!
+      echo "$PID" >"$OUT/facedb.pid"
+      wait_port || { echo "facedb serve did not start" >&2; kill "$PID"; exit 1; }
+      # facedb has no background compaction to wait for: --settle-s 0
+      "$PY" "$PEER/bench.py" --n "$N" "${common[@]}" --settle-s 0 --pidfile "$OUT/facedb.pid" \
+        --out "$OUT/${NAME}_$N.json"
+      kill -TERM "$PID"; wait "$PID" || true
+      rm -rf "$DATA"
+    done
   fi
   if [[ "$ONLY" != facedb ]]; then
     bash "$PEER/start.sh" >&2

@@ -1,4 +1,4 @@
-"""Two-column table (facedb | Milvus 2.3.5) from bench.py JSON files written by
+"""Table (facedb | facedb --no-fsync | Milvus 2.3.5) from bench.py JSON files written by
 scripts/bench-milvus-compare.sh.  Usage: python summarize.py OUT_DIR N [N ...]"""
 import json
 import os
@@ -19,6 +19,10 @@ def metrics(r):
     s = flat.get("searches", {}).get("-", {})
     out = {
         "insert rows/s (raw gRPC, batch 10k)": r.get("insert", {}).get("rows_per_s_wall"),
+        "insert: client encode s": r.get("insert", {}).get("client_encode_s"),
+        "insert: RPC s": r.get("insert", {}).get("rpc_s"),
+        "insert: RPC p50 ms": r.get("insert", {}).get("batch_latency_ms_p50"),
+        "insert: server CPU s": r.get("insert", {}).get("server_cpu_s"),
         "flush s": r.get("flush_s"),
         "load s": flat.get("load_s"),
         "FLAT nq=1 p50 ms (Strong)": s.get("nq1_latency_ms", {}).get("p50"),
@@ -40,17 +44,27 @@ def metrics(r):
     return out
 
 
+def ratio(k, a, b):
+    if not (isinstance(a, (int, float)) and isinstance(b, (int, float)) and a and b):
+        return ""
+    if "rows/s" in k or "q/s" in k:
+        return f"{a / b:.1f}x"
+    if k.startswith("insert:"):
+        return ""
+    if "ms" in k or k.endswith(" s"):
+        return f"{b / a:.1f}x less"
+    return ""
+
+
 out, sizes = sys.argv[1], sys.argv[2:]
 for n in sizes:
     f = metrics(load(os.path.join(out, f"facedb_{n}.json")))
+    g = metrics(load(os.path.join(out, f"facedb-nofsync_{n}.json")))
     m = metrics(load(os.path.join(out, f"milvus_{n}.json")))
-    keys = list(f or m)
+    keys = list(f or g or m)
     print(f"\n### n = {int(n):,} x 128\n")
-    print("| metric | facedb | Milvus 2.3.5 | ratio |")
-    print("|---|---|---|---|")
+    print("| metric | facedb | facedb --no-fsync | Milvus 2.3.5 | facedb / Milvus | --no-fsync / Milvus |")
+    print("|---|---|---|---|---|---|")
     for k in keys:
-        a, b = f.get(k), m.get(k)
-        ratio = ""
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a and b:
-            ratio = f"{a / b:.1f}x" if "rows/s" in k or "q/s" in k else f"{b / a:.1f}x less" if "ms" in k or k.endswith(" s") else ""
-        print(f"| {k} | {a} | {b} | {ratio} |")
+        a, c, b = f.get(k), g.get(k), m.get(k)
+        print(f"| {k} | {a} | {c} | {b} | {ratio(k, a, b)} | {ratio(k, c, b)} |")
