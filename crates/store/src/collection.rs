@@ -1533,10 +1533,12 @@ fn lower_priority() {
     }
 }
 
-/// The background segment writer: writes pending segment files in seal order until none is
-/// left, the collection is dropped or closing, or a write fails (the collection is then
+/// The background segment writer (at nice +10): writes pending segment files in seal order
+/// until none is left, the collection is dropped or closing, or a write fails (the collection is then
 /// poisoned: it refuses writes until reopened, and the WAL still holds every row).
 fn persist_loop(me: Weak<Collection>) {
+    // Background work: it yields to the writes and searches it runs beside.
+    lower_priority();
     loop {
         let Some(coll) = me.upgrade() else { return };
         let stop = |coll: &Collection| {
