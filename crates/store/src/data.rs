@@ -383,10 +383,6 @@ impl Rows {
     }
 }
 
-/// Validates a batch against the schema and normalises it (integer widths, column order).
-///
-/// With `auto_id` and `require_pk == false` the keys are left empty for the caller to assign
-/// (the returned `pks` is empty and `n` is the row count).
 /// Index of the first NaN or infinity in `v`. Scans blocks of 256 without an early exit
 /// (so the check vectorizes), then finds the position in the block that has one.
 fn first_non_finite(v: &[f32]) -> Option<usize> {
@@ -399,6 +395,10 @@ fn first_non_finite(v: &[f32]) -> Option<usize> {
     })
 }
 
+/// Validates a batch against the schema and normalises it (integer widths, column order).
+///
+/// With `auto_id` and `require_pk == false` the keys are left empty for the caller to assign
+/// (the returned `pks` is empty and `n` is the row count).
 pub(crate) fn validate_batch(
     schema: &CollectionSchema,
     batch: Batch,
