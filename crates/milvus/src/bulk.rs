@@ -28,7 +28,7 @@ use milvus::proto::milvus::{InsertRequest, MutationResult, UpsertRequest};
 use milvus::proto::schema::{field_data, vector_field, FieldData};
 use prost::bytes::{Buf, BytesMut};
 use prost::Message;
-use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, ProstCodec};
+use tonic::codec::{Codec, DecodeBuf, Decoder, ProstCodec};
 use tonic::codegen::{http, Body, BoxFuture, Context, Poll, Service, StdError};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::Status;
@@ -100,10 +100,6 @@ impl<U: BulkRequest> Decoder for SliceDecoder<U> {
             .try_into_mut()
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
         decode_bulk(bytes).map(Some)
-    }
-
-    fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::default()
     }
 }
 
@@ -192,10 +188,9 @@ impl<'a> Wire<'a> {
         None
     }
 
-    /// The next field: (field number, wire type, offset of its tag, range of a
-    /// length-delimited value). `None` at the end or on malformed input.
-    #[allow(clippy::type_complexity)]
-    fn next(&mut self) -> Option<(u64, u8, usize, std::ops::Range<usize>)> {
+    /// The next field: (field number, wire type, offset of its tag, range of its value, a
+    /// length-delimited one with its length prefix). `None` at the end or on malformed input.
+    fn next(&mut self) -> Option<WireField> {
         if self.pos >= self.end {
             return None;
         }
@@ -221,21 +216,42 @@ impl<'a> Wire<'a> {
         Some((field, wire, at, start..self.pos))
     }
 
-    /// The range of a length-delimited value (without its length prefix).
-    fn value(&self, range: std::ops::Range<usize>) -> Option<std::ops::Range<usize>> {
-        let mut w = Wire::new(self.b, range);
-        let len = usize::try_from(w.varint()?).ok()?;
-        Some(w.pos..w.pos + len)
-    }
-
     /// Every field until the end, or `None` if the input is malformed.
-    #[allow(clippy::type_complexity)]
-    fn fields(mut self) -> Option<Vec<(u64, u8, usize, std::ops::Range<usize>)>> {
+    fn fields(mut self) -> Option<Vec<WireField>> {
         let mut out = Vec::new();
         while self.pos < self.end {
             out.push(self.next()?);
         }
         Some(out)
+    }
+}
+
+/// A field as [`Wire::next`] gives it: (number, wire type, offset of its tag, range).
+type WireField = (u64, u8, usize, std::ops::Range<usize>);
+
+/// The value of the length-delimited field at `range` (as [`Wire::next`] gives it), without
+/// its length prefix.
+fn value(b: &[u8], range: std::ops::Range<usize>) -> Option<std::ops::Range<usize>> {
+    let mut w = Wire::new(b, range);
+    let len = usize::try_from(w.varint()?).ok()?;
+    Some(w.pos..w.pos + len)
+}
+
+/// The one field of the message at `range` whose number `is_member` accepts (a oneof, or a
+/// field that must not repeat): `Some(None)` when there is none, `None` when there are
+/// several (prost merges or overrides them) or the bytes are malformed.
+fn single(
+    b: &[u8],
+    range: std::ops::Range<usize>,
+    is_member: impl Fn(u64) -> bool,
+) -> Option<Option<WireField>> {
+    let mut found = Wire::new(b, range)
+        .fields()?
+        .into_iter()
+        .filter(|(f, ..)| is_member(*f));
+    match (found.next(), found.next()) {
+        (first, None) => Some(first),
+        _ => None,
     }
 }
 
@@ -245,69 +261,50 @@ impl<'a> Wire<'a> {
 /// malformed input (prost alone decodes those, with its errors).
 fn float_payloads(b: &[u8]) -> Option<Vec<Payload>> {
     let mut out = Vec::new();
-    let top = Wire::new(b, 0..b.len());
-    let mut field_data = 0;
-    for (f, wire, _, r) in top.fields()? {
-        if f != 5 {
-            continue;
-        }
+    let entries = Wire::new(b, 0..b.len()).fields()?;
+    for (field_data, (_, wire, _, r)) in entries.into_iter().filter(|(f, ..)| *f == 5).enumerate() {
         if wire != LEN {
             return None;
         }
-        let fd = top_value(b, r)?;
-        // FieldData: the oneof `field` is scalars (3), vectors (4) or struct_arrays (8).
-        let members: Vec<_> = Wire::new(b, fd)
-            .fields()?
-            .into_iter()
-            .filter(|(f, ..)| matches!(f, 3 | 4 | 8))
-            .collect();
-        match members.as_slice() {
-            [] => {}
-            [(4, LEN, _, r)] => {
-                // VectorField: the oneof `data` has fields 2 to 8; float_vector is 2.
-                let vf = top_value(b, r.clone())?;
-                let data: Vec<_> = Wire::new(b, vf)
-                    .fields()?
-                    .into_iter()
-                    .filter(|(f, ..)| (2..=8).contains(f))
-                    .collect();
-                match data.as_slice() {
-                    [(2, LEN, _, r)] => {
-                        let fa = top_value(b, r.clone())?;
-                        let items = Wire::new(b, fa).fields()?;
-                        let mut data = items.iter().filter(|(f, ..)| *f == 1);
-                        match (data.next(), data.next()) {
-                            (Some((1, LEN, tag, r)), None) if b[*tag] == DATA_TAG => {
-                                let bytes = top_value(b, r.clone())?;
-                                if bytes.len() % 4 != 0 {
-                                    return None;
-                                }
-                                out.push(Payload {
-                                    field_data,
-                                    tag: *tag,
-                                    data: bytes,
-                                });
-                            }
-                            (None, None) => {}
-                            _ => return None,
-                        }
-                    }
-                    [(f, ..)] if *f != 2 => {}
-                    [] => {}
-                    _ => return None,
-                }
-            }
-            [(f, ..)] if *f != 4 => {}
-            _ => return None,
+        if let Some((tag, data)) = packed_floats(b, value(b, r)?)? {
+            out.push(Payload {
+                field_data,
+                tag,
+                data,
+            });
         }
-        field_data += 1;
     }
     Some(out)
 }
 
-/// The value range of the length-delimited field at `r` (as [`Wire::next`] returns it).
-fn top_value(b: &[u8], r: std::ops::Range<usize>) -> Option<std::ops::Range<usize>> {
-    Wire::new(b, 0..b.len()).value(r)
+/// In one `FieldData` at `fd`: the tag offset and bytes of `vectors.float_vector.data`;
+/// `Some(None)` when the entry holds no float vectors, `None` for any other layout.
+#[allow(clippy::type_complexity)]
+fn packed_floats(
+    b: &[u8],
+    fd: std::ops::Range<usize>,
+) -> Option<Option<(usize, std::ops::Range<usize>)>> {
+    // FieldData: the oneof `field` is scalars (3), vectors (4) or struct_arrays (8).
+    let vectors = match single(b, fd, |f| matches!(f, 3 | 4 | 8))? {
+        Some((4, LEN, _, r)) => value(b, r)?,
+        Some((4, ..)) => return None,
+        _ => return Some(None),
+    };
+    // VectorField: the oneof `data` has fields 2 to 8; float_vector is 2.
+    let floats = match single(b, vectors, |f| (2..=8).contains(&f))? {
+        Some((2, LEN, _, r)) => value(b, r)?,
+        Some((2, ..)) => return None,
+        _ => return Some(None),
+    };
+    // FloatArray: `data` (1), one packed run.
+    match single(b, floats, |f| f == 1)? {
+        Some((1, LEN, tag, r)) if b[tag] == DATA_TAG => {
+            let data = value(b, r)?;
+            (data.len() % 4 == 0).then_some(Some((tag, data)))
+        }
+        Some(_) => None,
+        None => Some(None),
+    }
 }
 
 /// `Insert` and `Upsert` as unary services over [`MilvusService`]'s handlers.
