@@ -809,28 +809,27 @@ impl Collection {
             path: seg_path(&segdir, job.id).display().to_string(),
             reason: "a segment waiting to be written is gone".into(),
         };
+        let pending = |st: &State| {
+            let seg = st.sealed.iter().position(|s| s.id == job.id);
+            seg.ok_or_else(lost)
+        };
         let vectors = {
             let st = self.state.read();
-            let seg = st.sealed.iter().find(|s| s.id == job.id).ok_or_else(lost)?;
-            seg.frozen_vectors().ok_or_else(lost)?
+            st.sealed[pending(&st)?].frozen_vectors().ok_or_else(lost)?
         };
+        // The vectors' CRC is computed without the lock, then the head under a read lock.
         let crc = crc32fast::hash(bytemuck::cast_slice(vectors.as_slice()));
         let head = {
             let st = self.state.read();
-            let seg = st.sealed.iter().find(|s| s.id == job.id).ok_or_else(lost)?;
-            seg.file_head(crc)?
+            st.sealed[pending(&st)?].file_head(crc)?
         };
         crate::segment::write_file(&segdir, job.id, &head, &vectors)?;
         drop(vectors);
         let file = Segment::open(&segdir, job.id)?;
         let manifest = {
             let mut st = self.state.write();
-            let seg = st
-                .sealed
-                .iter_mut()
-                .find(|s| s.id == job.id)
-                .ok_or_else(lost)?;
-            seg.use_file_vectors(file);
+            let i = pending(&st)?;
+            st.sealed[i].use_file_vectors(file);
             self.manifest(&mut st, job.checkpoint, job.wal_seq)
         };
         self.write_manifest(&manifest)?;
@@ -1406,15 +1405,14 @@ impl Collection {
     }
 
     /// Waits (at most until `deadline`) while sealed segments wait for their files and the
-    /// background writer runs. Returns whether none is pending.
-    fn wait_persisted(&self, deadline: Instant) -> bool {
+    /// background writer runs.
+    fn wait_persisted(&self, deadline: Instant) {
         let mut p = self.persist.lock();
         while !p.queue.is_empty() && p.running {
             if self.persist_done.wait_until(&mut p, deadline).timed_out() {
                 break;
             }
         }
-        p.queue.is_empty()
     }
 
     /// Starts the background builder when a sealed segment lacks its index.
@@ -1539,41 +1537,34 @@ fn lower_priority() {
 fn persist_loop(me: Weak<Collection>) {
     // Background work: it yields to the writes and searches it runs beside.
     lower_priority();
-    loop {
-        let Some(coll) = me.upgrade() else { return };
-        let stop = |coll: &Collection| {
-            coll.persist.lock().running = false;
+    while let Some(coll) = me.upgrade() {
+        let stop = |mut p: parking_lot::MutexGuard<'_, Persist>| {
+            p.running = false;
+            drop(p);
             coll.persist_done.notify_all();
         };
         {
-            let mut p = coll.persist.lock();
+            // Checked and marked stopped under one lock: a seal queued after this starts
+            // a new writer (kick_persister).
+            let p = coll.persist.lock();
             if p.queue.is_empty() || coll.closing.load(Ordering::SeqCst) {
-                p.running = false;
-                drop(p);
-                coll.persist_done.notify_all();
-                return;
+                return stop(p);
             }
         }
-        let r = {
-            let guard = coll.persist_lock.lock();
-            if coll.closing.load(Ordering::SeqCst) {
-                Ok(false)
-            } else {
-                coll.persist_one(&guard)
-            }
-        };
-        match r {
-            Ok(true) => {}
-            Ok(false) => {} // drained by a flush meanwhile (or closing): checked above
-            Err(e) => {
-                log::error!(
-                    "collection {}: writing a sealed segment failed: {e}",
-                    coll.schema.name
-                );
-                let _ = coll.poison::<()>(Err(e));
-                stop(&coll);
-                return;
-            }
+        let guard = coll.persist_lock.lock();
+        // While this waited for the lock, a flush may have written the queue (persist_one
+        // then finds nothing) or the database may have begun to close: the check above
+        // ends the loop.
+        if coll.closing.load(Ordering::SeqCst) {
+            continue;
+        }
+        if let Err(e) = coll.persist_one(&guard) {
+            log::error!(
+                "collection {}: writing a sealed segment failed: {e}",
+                coll.schema.name
+            );
+            let _ = coll.poison::<()>(Err(e));
+            return stop(coll.persist.lock());
         }
     }
 }
