@@ -19,9 +19,9 @@ pub const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
 /// HTTP/2 stream and connection flow-control window (bytes).
 pub const HTTP2_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 
-/// Largest HTTP/2 frame the server accepts, in bytes (`SETTINGS_MAX_FRAME_SIZE`; the protocol's default
-/// is 16 KiB). A 5 MB insert then arrives in 5 frames instead of 320: the server's CPU to
-/// receive and decode a 10,000 × 128 insert went from 5.6 to 3.8 ms.
+/// Largest HTTP/2 frame the server accepts, in bytes (`SETTINGS_MAX_FRAME_SIZE`; the
+/// protocol's default is 16 KiB). A 5 MB insert then arrives in 5 frames instead of 320: the
+/// server's CPU to receive and decode a 10,000 × 128 insert went from 5.6 to 3.8 ms.
 pub const HTTP2_MAX_FRAME_BYTES: u32 = 1 << 20;
 
 /// User name assumed when `--auth` gives only a password (Milvus's default user).
