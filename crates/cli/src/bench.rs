@@ -366,6 +366,12 @@ fn store(
     let count = c.count();
     let reopen_s = t.elapsed().as_secs_f64();
     println!("reopen: {:.3} s ({count} rows)", reopen_s);
+    let t = Instant::now();
+    c.wait_for_index(std::time::Duration::from_secs(3600));
+    println!(
+        "ready for search (8-bit sketches of sealed segments, FACEDB_SKETCH=0 for none): {:.3} s",
+        t.elapsed().as_secs_f64()
+    );
 
     let singles: Vec<Vec<f32>> = queries.iter().take(single).cloned().collect();
     let s1 = time_single(&c, &singles, metric, 1)?;

@@ -19,7 +19,7 @@ use crate::Metric;
 use rayon::prelude::*;
 
 /// Minimum number of queries for the packed-block path.
-const PACK_MIN_NQ: usize = 12;
+pub(crate) const PACK_MIN_NQ: usize = 12;
 /// Queries per register tile (two AVX-512 registers of 16 lanes).
 const TILE_LANES: usize = 32;
 /// Rows per register tile.

@@ -23,6 +23,7 @@ mod flat;
 pub mod hnsw;
 pub mod ivf;
 pub mod kmeans;
+pub mod sketch;
 pub mod sq8;
 pub mod synth;
 mod topk;
@@ -31,6 +32,7 @@ pub use ann::{
     build_index, load_index, AnnParams, IndexError, IndexSpec, SearchKnobs, VectorIndex,
 };
 pub use flat::{count_allowed, flat_search, FlatParams, KeyRange, Neighbor};
+pub use sketch::FlatSketch;
 pub use topk::{by_row, Candidate, TieBreak, TopK};
 
 /// A similarity metric, as Milvus names them (`metric_type`).

@@ -728,11 +728,14 @@ impl Core {
         Ok(())
     }
 
-    /// `GetLoadingProgress`: 100 once loaded (loading is instant).
+    /// `GetLoadingProgress`: once loaded, the percent of sealed rows ready for search
+    /// (100 unless segments without an index still wait for their sketch, see
+    /// [`facedb_store::Collection::search_ready_percent`]; they are searched exactly
+    /// meanwhile).
     pub fn loading_progress(&self, name: &str) -> Result<i64> {
         let info = self.info(name)?;
         if info.meta.loaded {
-            Ok(100)
+            Ok(info.coll.search_ready_percent() as i64)
         } else {
             Err(Error::CollectionNotLoaded {
                 op: "get loading progress",

@@ -8,7 +8,9 @@ use crate::segment::{idx_path, seg_path, Segment, Vectors};
 use crate::vindex::{self, IndexConfig, IndexProgress};
 use crate::wal::{sync_dir, Wal, WalRecovery};
 use crate::Options;
-use facedb_index::{flat_search, AnnParams, FlatParams, IndexSpec, Metric, SearchKnobs};
+use facedb_index::{
+    flat_search, AnnParams, FlatParams, FlatSketch, IndexSpec, Metric, SearchKnobs,
+};
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
@@ -217,6 +219,10 @@ pub struct SegmentInfo {
     pub persisted: bool,
     /// The collection's vector index is built for this segment.
     pub indexed: bool,
+    /// Without an index: the segment's 8-bit sketch is built, and exact searches read it
+    /// (a quarter of the bytes) before scoring the few rows near the top on their `f32`
+    /// vectors ([`facedb_index::FlatSketch`]).
+    pub sketched: bool,
     /// Bytes of `f32` vectors (`rows × dim × 4`).
     pub vector_bytes: usize,
 }
@@ -720,6 +726,7 @@ impl Collection {
             sealed,
             persisted: s.is_persisted(),
             indexed: s.ann.is_some(),
+            sketched: s.sketch.is_some(),
             vector_bytes: s.rows() * dim * 4,
         };
         st.sealed
@@ -980,6 +987,7 @@ impl Collection {
                     deleted_count: 0,
                     indexes: Default::default(),
                     ann: None,
+                    sketch: None,
                 };
                 new.push(fresh.seal(&segdir)?);
             }
@@ -1265,18 +1273,19 @@ impl Collection {
                         knobs: req.knobs,
                     },
                 ),
-                None => flat_search(
-                    seg.vectors.as_slice(),
-                    dim,
-                    &flat,
-                    &FlatParams {
+                None => {
+                    let p = FlatParams {
                         metric: req.metric,
                         k,
                         range,
                         allowed: words,
                         tiebreak: &tb,
-                    },
-                ),
+                    };
+                    match &seg.sketch {
+                        Some(sk) => sk.search(seg.vectors.as_slice(), &flat, &p),
+                        None => flat_search(seg.vectors.as_slice(), dim, &flat, &p),
+                    }
+                }
             };
             for (q, hits) in res.into_iter().enumerate() {
                 cands[q].extend(
@@ -1415,9 +1424,10 @@ impl Collection {
         }
     }
 
-    /// Starts the background builder when a sealed segment lacks its index.
+    /// Starts the background builder when a sealed segment lacks its index (or, without an
+    /// index, its sketch).
     fn kick_builder(&self) {
-        if self.vindex.read().is_none() {
+        if self.vindex.read().is_none() && !self.state.read().sealed.iter().any(needs_sketch) {
             return;
         }
         let mut b = self.builder.lock();
@@ -1435,24 +1445,91 @@ impl Collection {
         }
     }
 
-    /// The next segment to index: (segment id, vectors, configuration, generation), or
-    /// `None` after marking the builder stopped.
-    fn next_build_job(&self) -> Option<(u64, crate::segment::SharedVectors, IndexConfig, u64)> {
+    /// The next background job: a sealed segment's index (when the collection has one) or
+    /// its sketch (when it has none); `None` after marking the builder stopped.
+    fn next_build_job(&self) -> Option<BuildJob> {
         let cfg = *self.vindex.read();
         let gen = self.vindex_gen.load(Ordering::SeqCst);
         let st = self.state.read();
         let mut b = self.builder.lock();
-        let job = cfg.and_then(|cfg| {
-            st.sealed
-                .iter()
-                .filter(|s| s.ann.is_none() && s.rows() > 0 && !b.failed.contains(&s.id))
-                .find_map(|s| s.vectors.shared().map(|v| (s.id, v, cfg, gen)))
-        });
+        let mut todo = st
+            .sealed
+            .iter()
+            .filter(|s| s.rows() > 0 && !b.failed.contains(&s.id));
+        let job = match cfg {
+            Some(cfg) => todo.find_map(|s| {
+                let vectors = s.vectors.shared().filter(|_| s.ann.is_none())?;
+                Some(BuildJob::Index {
+                    id: s.id,
+                    vectors,
+                    cfg,
+                    gen,
+                })
+            }),
+            None => todo.find_map(|s| {
+                let vectors = s.vectors.shared().filter(|_| needs_sketch(s))?;
+                Some(BuildJob::Sketch {
+                    id: s.id,
+                    vectors,
+                    gen,
+                })
+            }),
+        };
         if job.is_none() {
             b.running = false;
             self.builder_done.notify_all();
         }
         job
+    }
+
+    /// Makes searches of segment `id` read its sketch, unless an index was configured or
+    /// the segment was compacted away meanwhile.
+    fn install_sketch(&self, id: u64, gen: u64, built: std::result::Result<FlatSketch, String>) {
+        let sketch = match built {
+            Ok(s) => Arc::new(s),
+            Err(why) => {
+                log::warn!(
+                    "collection {}: sketch of segment {id}: {why}",
+                    self.schema.name
+                );
+                let mut b = self.builder.lock();
+                b.failed.push(id);
+                b.last_error = Some(why);
+                return;
+            }
+        };
+        let cfg_guard = self.vindex.read();
+        if self.vindex_gen.load(Ordering::SeqCst) != gen || cfg_guard.is_some() {
+            return;
+        }
+        let mut st = self.state.write();
+        if let Some(seg) = st.sealed.iter_mut().find(|s| s.id == id) {
+            if seg.rows() == sketch.rows() && seg.ann.is_none() {
+                seg.sketch = Some(sketch);
+            }
+        }
+    }
+
+    /// Percent of the sealed rows that are ready for search: 100 unless segments without
+    /// an index are still waiting for their sketch (they are searched exactly meanwhile,
+    /// only slower). Milvus's `GetLoadingProgress` reports this.
+    pub fn search_ready_percent(&self) -> u8 {
+        if self.vindex.read().is_some() || !self.builder.lock().running {
+            return 100;
+        }
+        let st = self.state.read();
+        let (mut ready, mut total) = (0usize, 0usize);
+        for s in &st.sealed {
+            total += s.rows();
+            if !needs_sketch(s) {
+                ready += s.rows();
+            }
+        }
+        if ready == total {
+            100
+        } else {
+            (ready * 100 / total).min(99) as u8
+        }
     }
 
     /// Writes a built index next to its segment and makes searches use it, unless the
@@ -1493,6 +1570,7 @@ impl Collection {
         let mut st = self.state.write();
         if let Some(seg) = st.sealed.iter_mut().find(|s| s.id == id) {
             seg.ann = Some(idx);
+            seg.sketch = None;
         }
     }
 
@@ -1575,21 +1653,67 @@ fn persist_loop(me: Weak<Collection>) {
 fn build_loop(me: Weak<Collection>) {
     loop {
         let Some(coll) = me.upgrade() else { return };
-        let Some((id, vectors, cfg, gen)) = coll.next_build_job() else {
+        let Some(job) = coll.next_build_job() else {
             return;
         };
         let dim = coll.schema.dim();
         drop(coll);
-        let build = || {
-            facedb_index::build_index(&cfg.spec, cfg.metric, vectors.as_slice(), dim, id)
-                .map_err(|e| e.to_string())
-        };
-        let built = match build_pool() {
-            Some(pool) => pool.install(build),
-            None => build(),
-        };
-        drop(vectors);
-        let Some(coll) = me.upgrade() else { return };
-        coll.install_index(id, gen, built);
+        match job {
+            BuildJob::Index {
+                id,
+                vectors,
+                cfg,
+                gen,
+            } => {
+                let built = on_build_pool(|| {
+                    facedb_index::build_index(&cfg.spec, cfg.metric, vectors.as_slice(), dim, id)
+                        .map_err(|e| e.to_string())
+                });
+                drop(vectors);
+                let Some(coll) = me.upgrade() else { return };
+                coll.install_index(id, gen, built);
+            }
+            BuildJob::Sketch { id, vectors, gen } => {
+                let built = on_build_pool(|| {
+                    FlatSketch::build(vectors.as_slice(), dim).map_err(|e| e.to_string())
+                });
+                drop(vectors);
+                let Some(coll) = me.upgrade() else { return };
+                coll.install_sketch(id, gen, built);
+            }
+        }
     }
+}
+
+/// Runs `f` on the build pool ([`build_pool`]), or here when there is none.
+fn on_build_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    match build_pool() {
+        Some(pool) => pool.install(f),
+        None => f(),
+    }
+}
+
+/// Work of the background builder.
+enum BuildJob {
+    /// Build segment `id`'s index under configuration generation `gen`.
+    Index {
+        id: u64,
+        vectors: crate::segment::SharedVectors,
+        cfg: IndexConfig,
+        gen: u64,
+    },
+    /// Sketch segment `id` (the collection has no index, generation `gen`).
+    Sketch {
+        id: u64,
+        vectors: crate::segment::SharedVectors,
+        gen: u64,
+    },
+}
+
+/// True when a sealed segment is searched exactly and should get a sketch
+/// (`FACEDB_SKETCH=0` turns sketches off, for side-by-side measurements).
+fn needs_sketch(s: &Segment) -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *ON.get_or_init(|| std::env::var("FACEDB_SKETCH").map_or(true, |v| v != "0"));
+    on && s.ann.is_none() && s.sketch.is_none() && s.rows() >= MIN_INDEXED_SEARCH_ROWS
 }

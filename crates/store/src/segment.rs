@@ -22,7 +22,7 @@ use crate::codec::{Reader, Writer};
 use crate::data::{ColumnData, PkColumn, Rows};
 use crate::error::{IoContext, Result, StoreError};
 use crate::wal::sync_dir;
-use facedb_index::VectorIndex;
+use facedb_index::{FlatSketch, VectorIndex};
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
@@ -100,6 +100,9 @@ pub(crate) struct Segment {
     pub indexes: crate::scalar_index::SegmentIndexes,
     /// Vector index of a sealed segment, once built (or loaded from `<id>.idx`).
     pub ann: Option<Arc<dyn VectorIndex>>,
+    /// 8-bit sketch of a sealed segment's vectors for exact search without an index
+    /// ([`FlatSketch`]), built in the background; memory only.
+    pub sketch: Option<Arc<FlatSketch>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -138,6 +141,7 @@ impl Segment {
             deleted_count: 0,
             indexes: Default::default(),
             ann: None,
+            sketch: None,
         }
     }
 
@@ -399,6 +403,7 @@ impl Segment {
             deleted_count: 0,
             indexes: Default::default(),
             ann: None,
+            sketch: None,
         })
     }
 

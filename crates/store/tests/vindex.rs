@@ -378,3 +378,111 @@ fn every_index_type_builds_in_the_store() {
         );
     }
 }
+
+/// Brute force in the test: the `k` ids nearest to `q` (squared L2 or negated IP, ties by
+/// id) and their scores.
+fn brute(rows: &[(i64, Vec<f32>)], q: &[f32], metric: Metric, k: usize) -> Vec<(i64, f32)> {
+    let mut all: Vec<(f32, i64)> = rows
+        .iter()
+        .map(|(id, x)| {
+            let key = match metric {
+                Metric::L2 => x.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum(),
+                _ => -x.iter().zip(q).map(|(a, b)| a * b).sum::<f32>(),
+            };
+            (key, *id)
+        })
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    all.truncate(k);
+    let sign = if metric == Metric::L2 { 1.0 } else { -1.0 };
+    all.into_iter().map(|(key, id)| (id, sign * key)).collect()
+}
+
+#[test]
+fn sealed_segments_without_an_index_are_sketched_and_searched_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, c) = setup(dir.path());
+    let p = c.wait_for_index(Duration::from_secs(60));
+    assert!(p.finished() && p.error.is_none(), "{p:?}");
+    assert_eq!(c.search_ready_percent(), 100);
+    let sketched = |c: &Collection| -> Vec<(bool, bool)> {
+        c.segments()
+            .iter()
+            .map(|s| (s.sealed, s.sketched))
+            .collect()
+    };
+    // Both sealed segments (6000 and 5000 rows) have their sketch; the growing one never.
+    assert_eq!(
+        sketched(&c),
+        vec![(true, true), (true, true), (false, false)]
+    );
+    let rows: Vec<(i64, Vec<f32>)> = vectors(0, 11500)
+        .chunks(DIM)
+        .enumerate()
+        .map(|(i, v)| (i as i64, v.to_vec()))
+        .collect();
+    let qs = queries(8);
+    for metric in [Metric::L2, Metric::Ip] {
+        let got = c
+            .search(&SearchRequest::new(qs.clone(), metric, 25))
+            .unwrap();
+        for (q, hits) in qs.iter().zip(&got) {
+            let want = brute(&rows, q, metric, 25);
+            let ids: Vec<i64> = hits
+                .iter()
+                .map(|h| match h.pk {
+                    PrimaryKey::Int(k) => k,
+                    _ => unreachable!(),
+                })
+                .collect();
+            assert_eq!(
+                ids,
+                want.iter().map(|w| w.0).collect::<Vec<_>>(),
+                "{metric:?}"
+            );
+            for (h, w) in hits.iter().zip(&want) {
+                assert!(
+                    (h.distance - w.1).abs() <= 1e-4 * w.1.abs().max(1.0),
+                    "{metric:?}"
+                );
+            }
+        }
+    }
+    // Deletes and filters apply to sketched segments: the exact answer over what is left.
+    let gone: Vec<i64> = (0..11500).filter(|i| i % 3 == 0).collect();
+    c.delete(&gone.iter().map(|i| PrimaryKey::Int(*i)).collect::<Vec<_>>())
+        .unwrap();
+    let left: Vec<(i64, Vec<f32>)> = rows
+        .iter()
+        .filter(|(id, _)| id % 3 != 0 && id % 100 < 50)
+        .cloned()
+        .collect();
+    let mut r = SearchRequest::new(qs.clone(), Metric::L2, 10);
+    r.filter = Some("bucket < 50".into());
+    let got = ids(&c.search(&r).unwrap());
+    let want: Vec<Vec<i64>> = qs
+        .iter()
+        .map(|q| {
+            brute(&left, q, Metric::L2, 10)
+                .into_iter()
+                .map(|w| w.0)
+                .collect()
+        })
+        .collect();
+    assert_eq!(got, want);
+    // An index replaces the sketches; dropping it brings them back.
+    c.create_index(IndexSpec::IvfFlat { nlist: 16 }, Metric::L2)
+        .unwrap();
+    c.wait_for_index(Duration::from_secs(60));
+    assert_eq!(
+        sketched(&c),
+        vec![(true, false), (true, false), (false, false)]
+    );
+    c.drop_index().unwrap();
+    c.wait_for_index(Duration::from_secs(60));
+    assert_eq!(
+        sketched(&c),
+        vec![(true, true), (true, true), (false, false)]
+    );
+    assert_eq!(ids(&c.search(&r).unwrap()), want);
+}
