@@ -117,14 +117,21 @@ impl State {
 
     /// Appends rows to the growing segment; an existing key is replaced (upsert semantics;
     /// insert checks for duplicates before it gets here).
-    fn apply_rows(&mut self, rows: &Rows, replace: bool) {
+    /// Applies rows to the growing segment; `staged`: their vectors were written into its
+    /// spare room already ([`Segment::spare_vectors`], same contract).
+    fn apply_rows(&mut self, rows: &Rows, replace: bool, staged: bool) {
         if replace {
             for pk in &rows.pks {
                 self.delete_pk(pk);
             }
         }
         let base = self.growing.rows();
-        self.growing.append(rows);
+        if staged {
+            // SAFETY: the caller filled the spare room taken since the last change.
+            unsafe { self.growing.append_staged(rows) };
+        } else {
+            self.growing.append(rows);
+        }
         for (i, pk) in rows.pks.iter().enumerate() {
             self.pk_index.insert(
                 pk,
@@ -472,7 +479,7 @@ impl Collection {
                     OP_INSERT | OP_UPSERT => {
                         // Replay replaces on both: a key can never be live twice.
                         let rows = r.rows().map_err(bad)?;
-                        st.apply_rows(&rows, true);
+                        st.apply_rows(&rows, true, false);
                     }
                     OP_DELETE => {
                         let pks = r.pks().map_err(bad)?;
@@ -611,40 +618,51 @@ impl Collection {
         head.u8(if upsert { OP_UPSERT } else { OP_INSERT });
         head.rows_head(&rows);
         let vector_bytes: &[u8] = bytemuck::cast_slice(&rows.vectors);
-        let lsn = self.poison(self.wal.append_parts(&[&head.buf, vector_bytes]))?;
-        let apply = |write_lock: parking_lot::MutexGuard<'_, ()>| {
-            let r = self.apply_rows_locked(&rows, upsert);
+        if vector_bytes.len() < PARALLEL_SYNC_BYTES {
+            let lsn = self.poison(self.wal.append_parts(&[&head.buf, vector_bytes]))?;
+            let applied = self.apply_rows_locked(&rows, upsert, false);
             drop(write_lock);
-            r
-        };
-        if vector_bytes.len() >= PARALLEL_SYNC_BYTES {
-            // A large batch: its fsync (I/O wait) runs while its rows are copied into the
-            // growing segment. Both finish before the write is acknowledged.
-            let (synced, applied) = std::thread::scope(|s| {
-                let sync = s.spawn(|| self.wal.sync(lsn));
-                let applied = apply(write_lock);
-                let synced = sync.join().unwrap_or_else(|_| {
-                    Err(StoreError::Io {
-                        path: self.dir.join("wal").display().to_string(),
-                        source: std::io::Error::other("the WAL fsync thread panicked"),
-                    })
-                });
-                (synced, applied)
-            });
             self.poison(applied)?;
-            self.poison(synced)?;
-        } else {
-            self.poison(apply(write_lock))?;
             self.poison(self.wal.sync(lsn))?;
+            return Ok(rows.pks);
         }
+        // A large batch: a second thread writes the WAL record, then waits for its fsync,
+        // while this one copies the vectors into the growing segment's spare room (not
+        // visible yet). The rows are applied once the record is written (a failed write
+        // leaves the segment as it was), and acknowledged once it is durable.
+        let spare = self.state.write().growing.spare_vectors(rows.vectors.len());
+        let io_error = |what: &str| StoreError::Io {
+            path: self.dir.join("wal").display().to_string(),
+            source: std::io::Error::other(format!("the WAL {what} thread panicked")),
+        };
+        let (written_tx, written_rx) = std::sync::mpsc::sync_channel::<Result<u64>>(1);
+        let (applied, synced) = std::thread::scope(|s| {
+            let log = s.spawn(move || {
+                let lsn = self.wal.append_parts(&[&head.buf, vector_bytes]);
+                let sync = lsn.as_ref().ok().copied();
+                let _ = written_tx.send(lsn);
+                sync.map_or(Ok(()), |l| self.wal.sync(l))
+            });
+            spare.fill(&rows.vectors);
+            let applied = match written_rx.recv() {
+                Ok(Ok(_)) => self.apply_rows_locked(&rows, upsert, true),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(io_error("write")),
+            };
+            drop(write_lock);
+            let synced = log.join().unwrap_or_else(|_| Err(io_error("fsync")));
+            (applied, synced)
+        });
+        self.poison(applied)?;
+        self.poison(synced)?;
         Ok(rows.pks)
     }
 
     /// Applies logged rows to the state (under the write lock); seals the growing segment
     /// when it has reached `seal_bytes`.
-    fn apply_rows_locked(&self, rows: &Rows, upsert: bool) -> Result<()> {
+    fn apply_rows_locked(&self, rows: &Rows, upsert: bool, staged: bool) -> Result<()> {
         let mut st = self.state.write();
-        st.apply_rows(rows, upsert);
+        st.apply_rows(rows, upsert, staged);
         if let Some(PrimaryKey::Int(k)) = rows.pks.iter().max() {
             self.next_auto_id
                 .fetch_max(k.saturating_add(1), Ordering::SeqCst);

@@ -86,6 +86,27 @@ impl Vectors {
     }
 }
 
+/// Room at the end of a growing segment's vectors ([`Segment::spare_vectors`]).
+pub(crate) struct Spare {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: a `Spare` is the only access to memory past the vectors' length, used by one
+// thread at a time (it is moved, not shared).
+unsafe impl Send for Spare {}
+
+impl Spare {
+    /// Writes `src` (exactly the room's `n` values) into the room.
+    pub(crate) fn fill(self, src: &[f32]) {
+        assert_eq!(src.len(), self.len, "spare room of another size");
+        // SAFETY: the room is `len` values of the vectors' allocation past their length,
+        // which no reference covers, and the allocation lives as long as the segment's
+        // owner keeps it unchanged (the contract of `spare_vectors`).
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr, self.len) };
+    }
+}
+
 /// A set of rows: keys, scalar columns (schema order), vectors and a delete bitmap.
 pub(crate) struct Segment {
     pub id: u64,
@@ -197,6 +218,16 @@ impl Segment {
 
     /// Appends validated rows (growing segments only).
     pub(crate) fn append(&mut self, rows: &Rows) {
+        self.append_keys_and_scalars(rows);
+        match &mut self.vectors {
+            Vectors::Owned(v) => v.extend_from_slice(&rows.vectors),
+            Vectors::Frozen(_) | Vectors::Mapped { .. } => {
+                unreachable!("append to a sealed segment")
+            }
+        }
+    }
+
+    fn append_keys_and_scalars(&mut self, rows: &Rows) {
         for pk in &rows.pks {
             self.pks.push(pk);
         }
@@ -204,8 +235,47 @@ impl Segment {
         for (c, src) in self.scalars.iter_mut().zip(&rows.scalars) {
             c.extend_rows(src, 0..n);
         }
+    }
+
+    /// Room for `n` more vectors (`n` values) at the end of a growing segment's vectors,
+    /// to be filled outside the collection's state lock with [`Spare::fill`] and made
+    /// visible by [`Segment::append_staged`]. Until then the rows are not part of the
+    /// segment (its length is unchanged), so searches never see them.
+    ///
+    /// Only the writer (holding the collection's write lock, which every change of the
+    /// growing segment takes) may hold a `Spare`, and only until its next change of the
+    /// segment.
+    pub(crate) fn spare_vectors(&mut self, n: usize) -> Spare {
         match &mut self.vectors {
-            Vectors::Owned(v) => v.extend_from_slice(&rows.vectors),
+            Vectors::Owned(v) => {
+                v.reserve(n);
+                // SAFETY: `len + n <= capacity` after the reserve.
+                let ptr = unsafe { v.as_mut_ptr().add(v.len()) };
+                Spare { ptr, len: n }
+            }
+            Vectors::Frozen(_) | Vectors::Mapped { .. } => {
+                unreachable!("spare room in a sealed segment")
+            }
+        }
+    }
+
+    /// As [`Segment::append`], for rows whose vectors were written by [`Spare::fill`] of a
+    /// [`Segment::spare_vectors`] taken since the segment's last change.
+    ///
+    /// # Safety
+    /// The `rows.vectors.len()` values after the segment's vectors must have been filled.
+    pub(crate) unsafe fn append_staged(&mut self, rows: &Rows) {
+        self.append_keys_and_scalars(rows);
+        match &mut self.vectors {
+            Vectors::Owned(v) => {
+                let n = rows.vectors.len();
+                assert!(
+                    v.capacity() - v.len() >= n,
+                    "staged vectors beyond the spare room"
+                );
+                // SAFETY: within capacity (asserted); initialised by the caller's contract.
+                unsafe { v.set_len(v.len() + n) };
+            }
             Vectors::Frozen(_) | Vectors::Mapped { .. } => {
                 unreachable!("append to a sealed segment")
             }
