@@ -77,6 +77,7 @@ pub(crate) struct State {
     pk_index: PkIndex,
     next_segment_id: u64,
     generation: u64,
+    /// At least every integer key in `pk_index` (keys above it are new).
     max_int_pk: i64,
 }
 
@@ -610,8 +611,13 @@ impl Collection {
             rows.pks = (first..first + n as i64).map(PrimaryKey::Int).collect();
         } else if !upsert {
             let st = self.state.read();
-            if let Some(pk) = rows.pks.iter().find(|pk| st.pk_index.get(pk).is_some()) {
-                return Err(StoreError::DuplicatePrimaryKey { key: pk.clone() });
+            // Every key in the index is at most `max_int_pk`: integer keys above it are new
+            // without a lookup.
+            let above = |pk: &PrimaryKey| matches!(pk, PrimaryKey::Int(k) if *k > st.max_int_pk);
+            if !rows.pks.iter().all(above) {
+                if let Some(pk) = rows.pks.iter().find(|pk| st.pk_index.get(pk).is_some()) {
+                    return Err(StoreError::DuplicatePrimaryKey { key: pk.clone() });
+                }
             }
         }
         let mut head = Writer::default();

@@ -492,11 +492,15 @@ pub(crate) fn validate_batch(
             ColumnData::VarChar(v) => v.into_iter().map(PrimaryKey::Str).collect(),
             _ => unreachable!("convert returns the field's type"),
         };
-        let mut seen =
-            rustc_hash::FxHashSet::with_capacity_and_hasher(pks.len(), Default::default());
-        for pk in &pks {
-            if !seen.insert(pk) {
-                return Err(StoreError::DuplicatePrimaryKey { key: pk.clone() });
+        // Strictly increasing keys (ids counted up, the usual case) are distinct; others go
+        // through a hash set.
+        if !pks.windows(2).all(|w| w[0] < w[1]) {
+            let mut seen =
+                rustc_hash::FxHashSet::with_capacity_and_hasher(pks.len(), Default::default());
+            for pk in &pks {
+                if !seen.insert(pk) {
+                    return Err(StoreError::DuplicatePrimaryKey { key: pk.clone() });
+                }
             }
         }
     }
