@@ -197,13 +197,42 @@ pub fn flat_search(
                 });
                 cands.truncate(p.k);
             }
-            cands
-                .into_iter()
-                .map(|c| Neighbor {
-                    row: c.row,
-                    score: p.metric.score(c.key),
-                })
-                .collect()
+            neighbors(cands, p.metric)
+        })
+        .collect()
+}
+
+/// Runs `run(start)` on every chunk `start..start + chunk` of `0..rows` (on the rayon pool
+/// when there is more than one) and merges the per-query selections chunk by chunk.
+pub(crate) fn over_chunks<T: Send>(
+    rows: usize,
+    chunk: usize,
+    run: impl Fn(usize) -> Vec<T> + Sync + Send,
+    merge: impl Fn(&mut T, T) + Sync + Send,
+) -> Vec<T> {
+    let starts: Vec<usize> = (0..rows).step_by(chunk.max(1)).collect();
+    if starts.len() <= 1 {
+        return run(0);
+    }
+    starts
+        .into_par_iter()
+        .map(run)
+        .reduce_with(|mut a, b| {
+            for (x, y) in a.iter_mut().zip(b) {
+                merge(x, y);
+            }
+            a
+        })
+        .unwrap_or_default()
+}
+
+/// Results in metric units from selected candidates (best first).
+pub(crate) fn neighbors(cands: Vec<Candidate>, metric: Metric) -> Vec<Neighbor> {
+    cands
+        .into_iter()
+        .map(|c| Neighbor {
+            row: c.row,
+            score: metric.score(c.key),
         })
         .collect()
 }

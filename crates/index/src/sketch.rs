@@ -24,13 +24,11 @@
 //! kernels (relative `(d + 8) · 2⁻²³`), so the pruning never drops a row the full scan
 //! would return. COSINE searches (keys divide by `|x|`) are not sketched.
 
-use rayon::prelude::*;
-
 use crate::ann::IndexError;
 use crate::distance;
 use crate::flat::{
-    count_allowed, flat_search, is_allowed, prepare_queries, row_key, FlatParams, Neighbor,
-    PACK_MIN_NQ,
+    count_allowed, flat_search, is_allowed, neighbors, over_chunks, prepare_queries, row_key,
+    FlatParams, Neighbor, PACK_MIN_NQ,
 };
 use crate::sq8::{check_input, code_isa, dots, Sq8Codec, Sq8Query, SCAN_BLOCK};
 use crate::topk::TopK;
@@ -225,31 +223,9 @@ impl FlatSketch {
             self.scan(vectors, &prepared, &bounds, s, e, p, &mut tops);
             tops
         };
-        let starts: Vec<usize> = (0..self.rows).step_by(chunk).collect();
-        let tops = if starts.len() == 1 {
-            run(0)
-        } else {
-            starts
-                .into_par_iter()
-                .map(run)
-                .reduce_with(|mut a, b| {
-                    for (x, y) in a.iter_mut().zip(b) {
-                        x.merge(y, p.tiebreak);
-                    }
-                    a
-                })
-                .unwrap_or_default()
-        };
+        let tops = over_chunks(self.rows, chunk, run, |a, b| a.merge(b, p.tiebreak));
         tops.into_iter()
-            .map(|t| {
-                t.into_sorted(p.tiebreak)
-                    .into_iter()
-                    .map(|c| Neighbor {
-                        row: c.row,
-                        score: p.metric.score(c.key),
-                    })
-                    .collect()
-            })
+            .map(|t| neighbors(t.into_sorted(p.tiebreak), p.metric))
             .collect()
     }
 

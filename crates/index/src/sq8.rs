@@ -34,7 +34,7 @@ use rayon::prelude::*;
 use crate::ann::{AnnParams, IndexError, IndexSpec, VectorIndex};
 use crate::blob::{BlobReader, BlobWriter, Pod, Slab};
 use crate::distance::{self, Isa};
-use crate::flat::{exact_rerank, is_allowed, prepare_queries, KeyRange, Neighbor};
+use crate::flat::{exact_rerank, is_allowed, over_chunks, prepare_queries, KeyRange, Neighbor};
 use crate::topk::{Candidate, TieBreak};
 use crate::Metric;
 
@@ -782,20 +782,7 @@ fn scan_all(
         }
         tops
     };
-    let starts: Vec<usize> = (0..rows).step_by(chunk.max(1)).collect();
-    if starts.len() == 1 {
-        return run(0);
-    }
-    starts
-        .into_par_iter()
-        .map(run)
-        .reduce_with(|mut a, b| {
-            for (x, y) in a.iter_mut().zip(b) {
-                x.merge(y, p.tiebreak);
-            }
-            a
-        })
-        .unwrap_or_default()
+    over_chunks(rows, chunk, run, |a, b| a.merge(b, p.tiebreak))
 }
 
 /// Selected queries' weights transposed for the tile kernel: tile `t`, 4-byte group `g`,
