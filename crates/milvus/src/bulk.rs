@@ -569,7 +569,7 @@ where
             Some(Ok(f)) => {
                 total += f.data_ref().map_or(0, |d| d.len());
                 frames.push_back(f);
-                if total > MAX_MESSAGE_BYTES + GRPC_PREFIX {
+                if total > MAX_MESSAGE_BYTES + GRPC_PREFIX || frames.len() > MAX_READ_AHEAD_FRAMES {
                     let rest = Some(body);
                     return (
                         Replay {
@@ -605,6 +605,12 @@ where
         msg,
     )
 }
+
+/// Frames read ahead at most: a body cut into more (tiny frames) is handed to tonic, which
+/// gathers it into one buffer, rather than kept as that many pieces. 4096 frames of the
+/// 1 MiB this server allows (`HTTP2_MAX_FRAME_BYTES`) hold any message; at HTTP/2's default
+/// 16 KiB, 64 MiB.
+const MAX_READ_AHEAD_FRAMES: usize = 4096;
 
 /// Bytes of a gRPC message's prefix: a compression flag and a big-endian `u32` length.
 const GRPC_PREFIX: usize = 5;
@@ -948,6 +954,18 @@ mod tests {
         let (found, handed) = ahead(vec![Ok(whole.clone()), Err("reset")]).await;
         assert_eq!(found, None);
         assert_eq!(handed, vec![Ok(whole), Err("reset".to_string())]);
+    }
+
+    #[tokio::test]
+    async fn a_body_in_too_many_frames_is_left_to_tonic() {
+        let msg = request(vec![vector_field("v", 2, vec![1.0; 1200])]).encode_to_vec();
+        let whole = framed(0, &msg, msg.len());
+        assert!(whole.len() > MAX_READ_AHEAD_FRAMES);
+        let parts: Vec<Result<Vec<u8>, &str>> = whole.chunks(1).map(|b| Ok(b.to_vec())).collect();
+        let (found, handed) = ahead(parts).await;
+        assert_eq!(found, None);
+        let handed: Vec<u8> = handed.into_iter().flat_map(|f| f.unwrap()).collect();
+        assert_eq!(handed, whole);
     }
 
     #[test]
