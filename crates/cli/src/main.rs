@@ -163,7 +163,7 @@ fn serve(data: PathBuf, addr: SocketAddr, auth: Option<String>, fsync: bool) -> 
         .map(facedb_milvus::Credentials::parse)
         .transpose()?;
     eprintln!(
-        "facedb: Milvus gRPC ({}) on {addr}, data in {}{}",
+        "facedb: starting the Milvus gRPC server ({}) on {addr}, data in {}{}",
         facedb_milvus::server_version(),
         config.data_dir.display(),
         if fsync {

@@ -145,7 +145,7 @@ impl ServeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The store or its metadata could not be opened.
-    #[error("cannot open data directory {dir}: {source}")]
+    #[error("cannot open data directory {dir}")]
     Open {
         /// The data directory.
         dir: PathBuf,

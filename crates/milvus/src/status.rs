@@ -130,7 +130,7 @@ impl Error {
                 "the num_rows ({got}) of field ({field}) is not equal to passed num_rows ({expected}): invalid parameter[expected={expected}][actual={got}]"
             )),
             StoreError::DuplicatePrimaryKey { key } => Self::InvalidParameter(format!(
-                "duplicate primary key {key}: facedb rejects a primary key that already exists (nothing of this batch was written; use upsert to replace rows): invalid parameter"
+                "duplicate primary key {key}: facedb rejects a primary key that already exists or appears twice in one batch (nothing of this batch was written; use upsert to replace rows): invalid parameter"
             )),
             StoreError::TopkOutOfRange { topk } => Self::Rejected(format!(
                 "topk [{topk}] is invalid, top k should be in range [1, 16384], but got {topk}"
@@ -142,12 +142,11 @@ impl Error {
                 detail: detail.to_string(),
             },
             StoreError::Unsupported(m) => Self::Unsupported(m),
+            // Only opening a data directory meets a lock: a user's condition, not a fault.
+            e @ StoreError::Locked { .. } => Self::Rejected(e.to_string()),
             e @ (StoreError::Corrupt { .. }
             | StoreError::Io { .. }
-            | StoreError::Poisoned { .. }
-            | StoreError::Locked { .. }) => {
-                Self::Internal(e.to_string())
-            }
+            | StoreError::Poisoned { .. }) => Self::Internal(e.to_string()),
         }
     }
 
