@@ -32,6 +32,9 @@ struct Inner {
     open: HashMap<String, Arc<Collection>>,
 }
 
+/// Extra attempts, 10 ms apart, at taking a busy directory lock (see [`Database::open_with`]).
+const LOCK_RETRIES: u32 = 20;
+
 /// An embedded facedb database in one directory (`catalog.json` plus one folder per
 /// collection). Share it with `Arc<Database>`; every method takes `&self`.
 pub struct Database {
@@ -91,18 +94,28 @@ impl Database {
             .write(true)
             .open(&lock_path)
             .ctx(&lock_path)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked {
-                    path: dir.display().to_string(),
-                })
-            }
-            Err(fs::TryLockError::Error(e)) => {
-                return Err(StoreError::Io {
-                    path: lock_path.display().to_string(),
-                    source: e,
-                })
+        // A lock just released may still be held for a moment: a process forked by this one
+        // (any thread spawning a command) shares the lock's open file until it execs. So a
+        // busy lock is retried for up to 200 ms before the directory is reported in use.
+        let mut tries = 0;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if tries < LOCK_RETRIES => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(StoreError::Locked {
+                        path: dir.display().to_string(),
+                    })
+                }
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(StoreError::Io {
+                        path: lock_path.display().to_string(),
+                        source: e,
+                    })
+                }
             }
         }
         Ok(Database {
