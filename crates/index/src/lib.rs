@@ -3,8 +3,8 @@
 //! Vectors only: distance kernels (squared L2, inner product, cosine), bounded top-k
 //! selection, exact FLAT search over `n × d` row-major `f32` matrices (directly, or through
 //! an 8-bit [`FlatSketch`] that reads a quarter of the bytes for the same results), and the
-//! approximate indexes of [`ann`] (IVF_FLAT, IVF_SQ8, SQ8, HNSW) with exact re-ranking. No files, no
-//! schema: the store (`facedb-store`) owns those and calls in here per segment.
+//! approximate indexes of [`ann`] (IVF_FLAT, IVF_SQ8, SQ8, HNSW) with exact re-ranking. No
+//! files, no schema: the store (`facedb-store`) owns those and calls in here per segment.
 //!
 //! ```
 //! use facedb_index::{flat_search, FlatParams, KeyRange, Metric, by_row};

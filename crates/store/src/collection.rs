@@ -116,10 +116,10 @@ impl State {
         }
     }
 
-    /// Appends rows to the growing segment; an existing key is replaced (upsert semantics;
-    /// insert checks for duplicates before it gets here).
-    /// Applies rows to the growing segment; `staged`: their vectors were written into its
-    /// spare room already ([`Segment::spare_vectors`], same contract).
+    /// Appends rows to the growing segment; with `replace` an existing key is replaced
+    /// (upsert semantics; insert checks for duplicates before it gets here). `staged`: the
+    /// rows' vectors were written into the segment's spare room already
+    /// ([`Segment::spare_vectors`], whose contract the caller keeps).
     fn apply_rows(&mut self, rows: &Rows, replace: bool, staged: bool) {
         if replace {
             for pk in &rows.pks {
@@ -361,7 +361,8 @@ struct Builder {
 /// thread while their rows are applied.
 const PARALLEL_SYNC_BYTES: usize = 1 << 20;
 
-/// Segments with fewer rows than this are always searched exactly.
+/// Segments with fewer rows than this are always searched exactly, on their `f32` rows (no
+/// index, no sketch).
 const MIN_INDEXED_SEARCH_ROWS: usize = 2048;
 /// A filter letting through fewer than 1/32 of a segment's rows is answered by an exact scan
 /// of the matching rows instead of the index.
@@ -1506,21 +1507,25 @@ impl Collection {
         job
     }
 
+    /// Records a failed background build (`what`: "index" or "sketch") of segment `id`:
+    /// logged, reported by [`Collection::index_progress`], and not retried until the
+    /// configuration changes or the collection is reopened.
+    fn build_failed(&self, id: u64, what: &str, why: String) {
+        log::warn!(
+            "collection {}: {what} of segment {id}: {why}",
+            self.schema.name
+        );
+        let mut b = self.builder.lock();
+        b.failed.push(id);
+        b.last_error = Some(why);
+    }
+
     /// Makes searches of segment `id` read its sketch, unless an index was configured or
     /// the segment was compacted away meanwhile.
     fn install_sketch(&self, id: u64, gen: u64, built: std::result::Result<FlatSketch, String>) {
         let sketch = match built {
             Ok(s) => Arc::new(s),
-            Err(why) => {
-                log::warn!(
-                    "collection {}: sketch of segment {id}: {why}",
-                    self.schema.name
-                );
-                let mut b = self.builder.lock();
-                b.failed.push(id);
-                b.last_error = Some(why);
-                return;
-            }
+            Err(why) => return self.build_failed(id, "sketch", why),
         };
         let cfg_guard = self.vindex.read();
         if self.vindex_gen.load(Ordering::SeqCst) != gen || cfg_guard.is_some() {
@@ -1564,15 +1569,7 @@ impl Collection {
         gen: u64,
         built: std::result::Result<Box<dyn facedb_index::VectorIndex>, String>,
     ) {
-        let fail = |why: String| {
-            log::warn!(
-                "collection {}: index of segment {id}: {why}",
-                self.schema.name
-            );
-            let mut b = self.builder.lock();
-            b.failed.push(id);
-            b.last_error = Some(why);
-        };
+        let fail = |why: String| self.build_failed(id, "index", why);
         let idx = match built {
             Ok(i) => i,
             Err(e) => return fail(e),
