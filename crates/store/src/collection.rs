@@ -1621,7 +1621,7 @@ fn build_pool() -> Option<&'static rayon::ThreadPool> {
 
 /// Lowers the calling thread's scheduling priority (nice +10; Linux only, where
 /// `setpriority` with `PRIO_PROCESS` and a thread id applies to that thread alone).
-fn lower_priority() {
+pub(crate) fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: plain system calls on the calling thread; failure only leaves the priority.
     unsafe {

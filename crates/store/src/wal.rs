@@ -9,19 +9,22 @@
 //! [u8] payload the operation (see collection.rs)
 //! ```
 //!
-//! Recovery reads the files in order. A record cut short at the end of the last file (a torn
-//! write) or whose checksum fails with nothing valid after it is dropped with a warning and
-//! the file truncated there; damage followed by more data is reported as corruption.
+//! A file may end in zeros written ahead of its records (see [`Wal`]); they carry no record.
+//!
+//! Recovery reads the files in order, each up to its first all-zero remainder. A record cut
+//! short at the end of the last file (a torn write) or whose checksum fails with nothing but
+//! zeros after it is dropped with a warning and the file truncated there; damage followed by
+//! more data is reported as corruption.
 //!
 //! Group commit: writers append under a short lock, then call [`Wal::sync`]; one of them
 //! fsyncs for every record appended so far and the others find their LSN already durable.
 
 use crate::error::{IoContext, Result, StoreError};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"FDBWAL01";
@@ -29,19 +32,63 @@ const HEADER: usize = 16;
 /// Largest record accepted on replay (guards against a garbage length field).
 const MAX_RECORD: u64 = 1 << 34;
 
+/// Records of at least this many bytes turn on zeroing ahead (see [`Wal`]): smaller writes
+/// are dominated by their fsync, and a collection that only ever writes small batches keeps
+/// files that end at their last record.
+const ZERO_AHEAD_MIN_RECORD: u64 = 1 << 20;
+/// Zeros are kept this many times the largest record ahead of the write position...
+const ZERO_AHEAD_RECORDS: u64 = 8;
+/// ...up to this many bytes.
+const MAX_ZERO_AHEAD: u64 = 64 << 20;
+/// Bytes zeroed per step: an append reaching into the range being zeroed waits for it.
+const ZERO_STEP: u64 = 4 << 20;
+
 struct Tail {
     seq: u64,
     file: Arc<File>,
     last_lsn: u64,
+    /// Byte offset of the next record: the end of the file's records.
+    pos: u64,
+    /// The file's bytes `pos..zeroed` are zeros written ahead (synced when fsync is on).
+    zeroed: u64,
+    /// The range the zeroing thread is writing now; no record is written into it.
+    zeroing: Option<(u64, u64)>,
+    /// How many bytes of zeros to keep ahead of `pos` (0 until a large record came).
+    ahead: u64,
+    /// The zeroing thread waits for work: it zeroes up to `pos + ahead`, then rests until
+    /// fewer than `ahead / 2` bytes of zeros are left.
+    resting: bool,
+}
+
+/// What the log and its zeroing thread share.
+struct Shared {
+    dir: PathBuf,
+    tail: Mutex<Tail>,
+    /// Signalled when `pos` moves (the zeroing thread may have work) and when a zeroing step
+    /// ends (appends and `rotate` may go on).
+    changed: Condvar,
+    stop: AtomicBool,
+    fsync: bool,
 }
 
 /// The write-ahead log of one collection.
+///
+/// Once records of 1 MiB or more arrive, a thread keeps zeros written (and, with fsync,
+/// synced) ahead of the write position, up to 8 such records and at most 64 MiB, as
+/// PostgreSQL does for its WAL segments (`wal_init_zero`). A record then overwrites page-cache
+/// pages and disk blocks that already exist: the write is a plain copy (about 1 ms per 5 MB
+/// here, against 5 ms when the kernel must find fresh pages for an appended record) and its
+/// fdatasync writes the data alone, with no block allocation or size change to journal.
+/// Recovery takes an all-zero remainder as the end of the log; a clean close, and every
+/// rotation, cut the file back to its records.
 pub(crate) struct Wal {
-    dir: PathBuf,
-    tail: Mutex<Tail>,
+    shared: Arc<Shared>,
     sync_lock: Mutex<()>,
     durable_lsn: AtomicU64,
-    fsync: bool,
+    zeroer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Tests: leave the zeros after the records at drop, as a crash would.
+    #[cfg(test)]
+    keep_zeros: AtomicBool,
 }
 
 /// What recovery found.
@@ -128,24 +175,36 @@ impl Wal {
         }
         rec.replayed = replayed;
         let seq = live.last().copied().unwrap_or(first_seq);
-        let file = open_append(dir, seq)?;
+        let (file, pos) = open_tail(dir, seq)?;
         let wal = Wal {
-            dir: dir.to_path_buf(),
-            tail: Mutex::new(Tail {
-                seq,
-                file: Arc::new(file),
-                last_lsn,
+            shared: Arc::new(Shared {
+                dir: dir.to_path_buf(),
+                tail: Mutex::new(Tail {
+                    seq,
+                    file: Arc::new(file),
+                    last_lsn,
+                    pos,
+                    zeroed: pos,
+                    zeroing: None,
+                    ahead: 0,
+                    resting: false,
+                }),
+                changed: Condvar::new(),
+                stop: AtomicBool::new(false),
+                fsync,
             }),
             sync_lock: Mutex::new(()),
             durable_lsn: AtomicU64::new(last_lsn),
-            fsync,
+            zeroer: Mutex::new(None),
+            #[cfg(test)]
+            keep_zeros: AtomicBool::new(false),
         };
         Ok((wal, rec))
     }
 
     /// LSN of the last appended record.
     pub(crate) fn last_lsn(&self) -> u64 {
-        self.tail.lock().last_lsn
+        self.shared.tail.lock().last_lsn
     }
 
     /// Appends one record (not yet durable: call [`Wal::sync`]). Returns its LSN.
@@ -156,6 +215,8 @@ impl Wal {
     /// Appends one record whose payload is the concatenation of `parts` (written from where
     /// they lie, without copying them together first). Not yet durable: call [`Wal::sync`].
     /// Returns its LSN.
+    ///
+    /// A failed write leaves the log as it was: the next record is written at the same place.
     pub(crate) fn append_parts(&self, parts: &[&[u8]]) -> Result<u64> {
         let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
         if len + 8 > u32::MAX as u64 {
@@ -163,7 +224,15 @@ impl Wal {
                 "a single write of {len} bytes is larger than the 4 GiB WAL record limit"
             )));
         }
-        let mut t = self.tail.lock();
+        let record = HEADER as u64 + len;
+        let sh = &*self.shared;
+        let mut t = sh.tail.lock();
+        while let Some((a, b)) = t.zeroing {
+            if t.pos + record <= a || t.pos >= b {
+                break;
+            }
+            sh.changed.wait(&mut t);
+        }
         let lsn = t.last_lsn + 1;
         let mut h = crc32fast::Hasher::new();
         h.update(&lsn.to_le_bytes());
@@ -174,20 +243,50 @@ impl Wal {
         header[0..4].copy_from_slice(&((8 + len) as u32).to_le_bytes());
         header[4..8].copy_from_slice(&h.finalize().to_le_bytes());
         header[8..16].copy_from_slice(&lsn.to_le_bytes());
-        let path = self.dir.join(file_name(t.seq));
-        let mut f = &*t.file;
-        f.write_all(&header).ctx(&path)?;
+        let path = sh.dir.join(file_name(t.seq));
+        let mut at = t.pos;
+        t.file.write_all_at(&header, at).ctx(&path)?;
+        at += HEADER as u64;
         for p in parts {
-            f.write_all(p).ctx(&path)?;
+            t.file.write_all_at(p, at).ctx(&path)?;
+            at += p.len() as u64;
         }
+        t.pos = at;
+        t.zeroed = t.zeroed.max(at);
         t.last_lsn = lsn;
+        if record >= ZERO_AHEAD_MIN_RECORD {
+            t.ahead = t
+                .ahead
+                .max((record * ZERO_AHEAD_RECORDS).min(MAX_ZERO_AHEAD));
+        }
+        if t.ahead > 0 && t.zeroed < t.pos + t.ahead / 2 {
+            drop(t);
+            self.start_zeroing();
+            sh.changed.notify_all();
+        }
         Ok(lsn)
+    }
+
+    /// Starts the zeroing thread if it is not running yet.
+    fn start_zeroing(&self) {
+        let mut z = self.zeroer.lock();
+        if z.is_none() {
+            let sh = self.shared.clone();
+            match std::thread::Builder::new()
+                .name("facedb-wal-zero".into())
+                .spawn(move || zero_ahead(&sh))
+            {
+                Ok(h) => *z = Some(h),
+                // Without the thread, records are appended to fresh pages as before.
+                Err(e) => log::warn!("WAL zeroing thread not started: {e}"),
+            }
+        }
     }
 
     /// Makes every record up to `lsn` durable (fsync), sharing the fsync with concurrent
     /// writers (group commit).
     pub(crate) fn sync(&self, lsn: u64) -> Result<()> {
-        if !self.fsync || self.durable_lsn.load(Ordering::Acquire) >= lsn {
+        if !self.shared.fsync || self.durable_lsn.load(Ordering::Acquire) >= lsn {
             return Ok(());
         }
         let _g = self.sync_lock.lock();
@@ -195,57 +294,174 @@ impl Wal {
             return Ok(());
         }
         let (file, upto, seq) = {
-            let t = self.tail.lock();
+            let t = self.shared.tail.lock();
             (t.file.clone(), t.last_lsn, t.seq)
         };
-        file.sync_data().ctx(self.dir.join(file_name(seq)))?;
+        file.sync_data().ctx(self.shared.dir.join(file_name(seq)))?;
         self.durable_lsn.fetch_max(upto, Ordering::AcqRel);
         Ok(())
     }
 
     /// Starts a new file; later records go there. Returns the new sequence number.
-    /// With fsync on, the old file is synced first (its records stay durable).
+    /// The old file is cut back to its records; with fsync on, it is synced first (its
+    /// records stay durable).
     pub(crate) fn rotate(&self) -> Result<u64> {
+        let sh = &*self.shared;
         let _g = self.sync_lock.lock();
-        let mut t = self.tail.lock();
+        let mut t = sh.tail.lock();
+        while t.zeroing.is_some() {
+            sh.changed.wait(&mut t);
+        }
+        let path = sh.dir.join(file_name(t.seq));
+        if t.zeroed > t.pos {
+            t.file.set_len(t.pos).ctx(&path)?;
+            t.zeroed = t.pos;
+        }
         // Without fsync (Options::fsync false) nothing waits for the old file's records:
         // syncing its unsynced tail (up to a whole segment of rows) would stall this write.
-        if self.fsync {
-            t.file.sync_data().ctx(self.dir.join(file_name(t.seq)))?;
+        if sh.fsync {
+            t.file.sync_data().ctx(&path)?;
             self.durable_lsn.fetch_max(t.last_lsn, Ordering::AcqRel);
         }
         let seq = t.seq + 1;
-        t.file = Arc::new(open_append(&self.dir, seq)?);
+        let (file, pos) = open_tail(&sh.dir, seq)?;
+        t.file = Arc::new(file);
         t.seq = seq;
+        t.pos = pos;
+        t.zeroed = pos;
+        drop(t);
+        sh.changed.notify_all();
         Ok(seq)
     }
 
     /// Deletes files older than `seq` (their records are in the manifest's segments).
     pub(crate) fn remove_before(&self, seq: u64) -> Result<()> {
-        for s in list(&self.dir)? {
+        for s in list(&self.shared.dir)? {
             if s < seq {
-                let p = self.dir.join(file_name(s));
+                let p = self.shared.dir.join(file_name(s));
                 fs::remove_file(&p).ctx(&p)?;
             }
         }
         Ok(())
     }
+
+    /// Tests: drop without cutting the zeros off, as after a crash.
+    #[cfg(test)]
+    fn drop_as_crash(self) {
+        self.keep_zeros.store(true, Ordering::Relaxed);
+    }
 }
 
-fn open_append(dir: &Path, seq: u64) -> Result<File> {
+impl Drop for Wal {
+    /// Stops the zeroing thread and cuts the file back to its records.
+    fn drop(&mut self) {
+        let sh = &*self.shared;
+        sh.stop.store(true, Ordering::Release);
+        sh.changed.notify_all();
+        if let Some(h) = self.zeroer.lock().take() {
+            let _ = h.join();
+        }
+        #[cfg(test)]
+        if self.keep_zeros.load(Ordering::Relaxed) {
+            return;
+        }
+        let t = sh.tail.lock();
+        if t.zeroed > t.pos {
+            let cut =
+                t.file.set_len(t.pos).and_then(
+                    |()| {
+                        if sh.fsync {
+                            t.file.sync_data()
+                        } else {
+                            Ok(())
+                        }
+                    },
+                );
+            if let Err(e) = cut {
+                // Harmless: recovery takes the zeros as the end of the log.
+                log::warn!(
+                    "{}: zeros after the last WAL record not cut: {e}",
+                    sh.dir.display()
+                );
+            }
+        }
+    }
+}
+
+/// The zeroing thread (at nice +10, beside the writers): keeps `ahead` bytes of zeros after the write position, `ZERO_STEP`
+/// at a time, until the log is dropped. A write error stops it (appends then extend the file
+/// themselves, and meet the error if it lasts).
+fn zero_ahead(sh: &Shared) {
+    crate::collection::lower_priority();
+    let zeros = vec![0u8; 1 << 20];
+    loop {
+        let (file, seq, start, end) = {
+            let mut t = sh.tail.lock();
+            loop {
+                if sh.stop.load(Ordering::Acquire) {
+                    return;
+                }
+                let wanted = if t.resting { t.ahead / 2 } else { t.ahead };
+                if t.ahead > 0 && t.zeroed < t.pos + wanted {
+                    break;
+                }
+                t.resting = true;
+                sh.changed.wait(&mut t);
+            }
+            t.resting = false;
+            let start = t.zeroed.max(t.pos);
+            let end = (t.pos + t.ahead).min(start + ZERO_STEP);
+            t.zeroing = Some((start, end));
+            (t.file.clone(), t.seq, start, end)
+        };
+        let mut at = start;
+        let mut res = Ok(());
+        while at < end && res.is_ok() {
+            let n = (end - at).min(zeros.len() as u64) as usize;
+            res = file.write_all_at(&zeros[..n], at);
+            at += n as u64;
+        }
+        if res.is_ok() && sh.fsync {
+            res = file.sync_data();
+        }
+        let mut t = sh.tail.lock();
+        t.zeroing = None;
+        match res {
+            Ok(()) if t.seq == seq => t.zeroed = t.zeroed.max(end),
+            Ok(()) => {}
+            Err(e) => {
+                log::warn!("{}: WAL zeroing stopped: {e}", sh.dir.display());
+                t.ahead = 0;
+                drop(t);
+                sh.changed.notify_all();
+                return;
+            }
+        }
+        drop(t);
+        sh.changed.notify_all();
+    }
+}
+
+/// Opens (or creates, with its magic) the file `seq` for writing at its end; returns the
+/// file and that end.
+fn open_tail(dir: &Path, seq: u64) -> Result<(File, u64)> {
     let path = dir.join(file_name(seq));
     let exists = path.exists();
-    let mut f = OpenOptions::new()
+    let f = OpenOptions::new()
         .create(true)
-        .append(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
         .open(&path)
         .ctx(&path)?;
-    if !exists || f.metadata().ctx(&path)?.len() == 0 {
-        f.write_all(MAGIC).ctx(&path)?;
+    let mut len = f.metadata().ctx(&path)?.len();
+    if !exists || len == 0 {
+        f.write_all_at(MAGIC, 0).ctx(&path)?;
         f.sync_all().ctx(&path)?;
         sync_dir(dir)?;
+        len = MAGIC.len() as u64;
     }
-    Ok(f)
+    Ok((f, len))
 }
 
 /// Walks the records of one file; returns the length of its valid prefix.
@@ -277,6 +493,10 @@ fn scan(
     let mut pos = 8;
     while pos < data.len() {
         let rest = data.len() - pos;
+        // Zeros written ahead of the records (see `Wal`): the end of the log.
+        if all_zero(&data[pos..pos + rest.min(HEADER)]) && all_zero(&data[pos..]) {
+            return Ok(pos);
+        }
         let torn = |what: &str, rec: &mut WalRecovery| {
             let msg = format!(
                 "{}: {what} at byte {pos} dropped ({rest} bytes)",
@@ -306,7 +526,8 @@ fn scan(
         let body = &data[pos + 8..pos + 8 + len as usize];
         let end = pos + 8 + len as usize;
         if crc32fast::hash(body) != crc {
-            if is_last && end == data.len() {
+            // Nothing but zeros after it: the record was being written over the zeros.
+            if is_last && all_zero(&data[end..]) {
                 torn("corrupt last record (checksum mismatch)", rec);
                 return Ok(pos);
             }
@@ -319,4 +540,190 @@ fn scan(
         pos = end;
     }
     Ok(pos)
+}
+
+fn all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| *b == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 1.25 MiB (zeroing ahead turns on), a pattern of `i`; odd `i` end in 64 KiB of zeros,
+    /// which must not read as the end of the log.
+    fn payload(i: u64) -> Vec<u8> {
+        let n = (5 << 18) + i as usize * 7;
+        let mut p: Vec<u8> = (0..n)
+            .map(|j| (j as u64).wrapping_mul(31).wrapping_add(i * 17) as u8 | 1)
+            .collect();
+        if i % 2 == 1 {
+            p[n - (64 << 10)..].fill(0);
+        }
+        p
+    }
+
+    fn open(dir: &Path) -> (Wal, WalRecovery, Vec<(u64, Vec<u8>)>) {
+        let mut got = Vec::new();
+        let (wal, rec) = Wal::open(dir, 0, 0, true, |lsn, p| {
+            got.push((lsn, p.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        (wal, rec, got)
+    }
+
+    /// Waits until the zeroing thread has written zeros after the records and rests;
+    /// returns (end of the records, end of the zeros).
+    fn wait_for_zeros(wal: &Wal) -> (u64, u64) {
+        for _ in 0..1000 {
+            let t = wal.shared.tail.lock();
+            if t.resting && t.zeroing.is_none() && t.zeroed >= t.pos + t.ahead / 2 {
+                return (t.pos, t.zeroed);
+            }
+            drop(t);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("no zeros written ahead");
+    }
+
+    fn file_len(dir: &Path, seq: u64) -> u64 {
+        fs::metadata(dir.join(file_name(seq))).unwrap().len()
+    }
+
+    fn check(got: &[(u64, Vec<u8>)], n: u64) {
+        assert_eq!(got.len() as u64, n);
+        for (k, (lsn, p)) in got.iter().enumerate() {
+            assert_eq!(*lsn, k as u64 + 1);
+            assert!(*p == payload(*lsn), "payload of record {lsn} differs");
+        }
+    }
+
+    fn write(wal: &Wal, lsns: std::ops::RangeInclusive<u64>) {
+        for i in lsns {
+            let lsn = wal.append(&payload(i)).unwrap();
+            assert_eq!(lsn, i);
+            wal.sync(lsn).unwrap();
+        }
+    }
+
+    #[test]
+    fn records_written_over_zeros_replay_after_a_crash_and_a_clean_close_cuts_the_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, rec, got) = open(dir.path());
+        assert_eq!((rec.replayed, got.len()), (0, 0));
+        write(&wal, 1..=6);
+        let (pos, zeroed) = wait_for_zeros(&wal);
+        // At least 4 records of 1.25 MiB ahead (8 kept, refilled at 4), then more records
+        // written over them.
+        assert!(zeroed >= pos + 4 * (5 << 18), "{pos} {zeroed}");
+        write(&wal, 7..=12);
+        let (pos, zeroed) = wait_for_zeros(&wal);
+        assert_eq!(file_len(dir.path(), 0), zeroed);
+        wal.drop_as_crash();
+
+        let (wal, rec, got) = open(dir.path());
+        assert!(rec.warnings.is_empty(), "{:?}", rec.warnings);
+        check(&got, 12);
+        assert_eq!(file_len(dir.path(), 0), pos, "recovery cuts the zeros");
+        write(&wal, 13..=14);
+        let (pos, _) = wait_for_zeros(&wal);
+        drop(wal);
+        assert_eq!(file_len(dir.path(), 0), pos, "a clean close cuts the zeros");
+        let (_wal, rec, got) = open(dir.path());
+        assert!(rec.warnings.is_empty(), "{:?}", rec.warnings);
+        check(&got, 14);
+    }
+
+    /// What a crash can leave of the last record written over zeros: its start without its
+    /// end, or (its first page lost) its end without its header.
+    #[test]
+    fn a_record_torn_over_zeros_is_dropped_and_damage_before_records_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _, _) = open(dir.path());
+        write(&wal, 1..=4);
+        let (pos4, _) = wait_for_zeros(&wal);
+        write(&wal, 5..=5);
+        let (pos5, zeroed) = wait_for_zeros(&wal);
+        wal.drop_as_crash();
+        let path = dir.path().join(file_name(0));
+        let clean = fs::read(&path).unwrap();
+        assert_eq!(clean.len() as u64, zeroed);
+
+        let mut torn = clean.clone();
+        torn[pos5 as usize - 100_000..pos5 as usize].fill(0);
+        fs::write(&path, &torn).unwrap();
+        let (wal, rec, got) = open(dir.path());
+        check(&got, 4);
+        assert_eq!(rec.warnings.len(), 1, "{:?}", rec.warnings);
+        assert!(rec.warnings[0].contains("checksum"), "{:?}", rec.warnings);
+        drop(wal);
+        assert_eq!(file_len(dir.path(), 0), pos4);
+
+        let mut headless = clean.clone();
+        headless[pos4 as usize..pos4 as usize + 4096].fill(0);
+        fs::write(&path, &headless).unwrap();
+        let (wal, rec, got) = open(dir.path());
+        check(&got, 4);
+        assert_eq!(rec.warnings.len(), 1, "{:?}", rec.warnings);
+        drop(wal);
+
+        // A flipped byte in record 2, with valid records and zeros after it.
+        let mut bad = clean.clone();
+        bad[8 + HEADER + 1000] ^= 0x40;
+        fs::write(&path, &bad).unwrap();
+        let err = Wal::open(dir.path(), 0, 0, true, |_, _| Ok(())).err();
+        assert!(
+            matches!(err, Some(StoreError::Corrupt { ref reason, .. }) if reason.contains("more records")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn rotation_cuts_the_old_file_back_to_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _, _) = open(dir.path());
+        write(&wal, 1..=3);
+        let (pos, zeroed) = wait_for_zeros(&wal);
+        assert!(zeroed > pos);
+        assert_eq!(wal.rotate().unwrap(), 1);
+        assert_eq!(file_len(dir.path(), 0), pos);
+        write(&wal, 4..=6);
+        let (_, zeroed) = wait_for_zeros(&wal);
+        assert_eq!(file_len(dir.path(), 1), zeroed);
+        wal.drop_as_crash();
+        let (_wal, rec, got) = open(dir.path());
+        assert!(rec.warnings.is_empty(), "{:?}", rec.warnings);
+        check(&got, 6);
+    }
+
+    /// Writers on four threads (group commit) while the zeroing thread runs: every record
+    /// replays, in LSN order, with its own bytes.
+    #[test]
+    fn concurrent_appends_beside_the_zeroing_thread_keep_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _, _) = open(dir.path());
+        let written = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..10 {
+                        // The payload is chosen under the tail lock's order: record k gets
+                        // payload(k), so replay can check bytes against LSNs.
+                        let mut w = written.lock();
+                        let next = w.len() as u64 + 1;
+                        let lsn = wal.append(&payload(next)).unwrap();
+                        w.push(lsn);
+                        drop(w);
+                        wal.sync(lsn).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(*written.lock(), (1..=40).collect::<Vec<u64>>());
+        wal.drop_as_crash();
+        let (_wal, rec, got) = open(dir.path());
+        assert!(rec.warnings.is_empty(), "{:?}", rec.warnings);
+        check(&got, 40);
+    }
 }
