@@ -105,30 +105,6 @@ impl Spare {
         // owner keeps it unchanged (the contract of `spare_vectors`).
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr, self.len) };
     }
-
-    /// Maps the room's whole pages in, writable, without writing to them
-    /// (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14+): a later [`Spare::fill`] then copies
-    /// without page faults. Elsewhere, or when the kernel refuses, nothing happens.
-    pub(crate) fn prefault(self) {
-        #[cfg(target_os = "linux")]
-        {
-            const PAGE: usize = 4096;
-            let start = (self.ptr as usize).next_multiple_of(PAGE);
-            let end = (self.ptr as usize + self.len * 4) & !(PAGE - 1);
-            if end > start {
-                // SAFETY: whole pages inside the room, which this `Spare` alone may touch;
-                // MADV_POPULATE_WRITE changes no contents (absent pages come in as zeros,
-                // as they would read anyway).
-                unsafe {
-                    libc::madvise(
-                        start as *mut libc::c_void,
-                        end - start,
-                        libc::MADV_POPULATE_WRITE,
-                    );
-                }
-            }
-        }
-    }
 }
 
 /// A set of rows: keys, scalar columns (schema order), vectors and a delete bitmap.
