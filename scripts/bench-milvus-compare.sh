@@ -9,11 +9,18 @@
 # `--no-fsync` (acknowledged once written, not yet on disk: the durability of Milvus standalone,
 # whose rocksmq writes unsynced).
 #
+# The client's encode of each raw 10k x 128 request (bench.py's raw_insert_request: several 5 MB
+# buffers) costs 15-19 ms of each batch, mostly page faults: glibc returns each buffer to the
+# kernel on free and faults a new one in for the next batch. CLIENT_ENV (e.g. the glibc
+# tunables "MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824", which keep
+# them) is set for bench.py against every server alike; it changes no code and no request.
+#
 # Usage: scripts/bench-milvus-compare.sh [N ...]        (default: 200000 1000000)
 # Env:   OUT (default target/bench-milvus), DATASET (random|face, default random), METRIC (L2|IP),
 #        NQ_LAT (nq=1 searches timed, default 100), ONLY (facedb|milvus: run one side only),
 #        INDEXES (bench.py's comma list: FLAT,IVF_FLAT,HNSW; default FLAT),
-#        FACEDB_MODES (default "fsync no-fsync")
+#        FACEDB_MODES (default "fsync no-fsync"), CLIENT_ENV (environment for bench.py, default
+#        none)
 # Needs root for the Milvus peer (see ../shared/peers/milvus/README.md); ports 19530, 9091, 2379
 # and Milvus's internal ones must be free.
 set -euo pipefail
@@ -33,6 +40,8 @@ mkdir -p "$OUT"
 
 bash "$PEER/setup.sh" >&2          # venv: milvus 2.3.5 server wheel + pymilvus 2.2.7 + numpy
 PY="$MILVUS_HOME/venv/bin/python"
+read -r -a client_env <<<"${CLIENT_ENV:-}"
+client() { env "${client_env[@]}" "$PY" "$@"; }
 (cd "$ROOT" && cargo build --release -q -p facedb)
 FACEDB="$ROOT/target/release/facedb"
 
@@ -52,7 +61,7 @@ for N in "${SIZES[@]}"; do
       echo "$PID" >"$OUT/facedb.pid"
       wait_port || { echo "facedb serve did not start" >&2; kill "$PID"; exit 1; }
       # facedb has no background compaction to wait for: --settle-s 0
-      "$PY" "$PEER/bench.py" --n "$N" "${common[@]}" --settle-s 0 --pidfile "$OUT/facedb.pid" \
+      client "$PEER/bench.py" --n "$N" "${common[@]}" --settle-s 0 --pidfile "$OUT/facedb.pid" \
         --out "$OUT/${NAME}_$N.json"
       kill -TERM "$PID"; wait "$PID" || true
       rm -rf "$DATA"
@@ -60,7 +69,7 @@ for N in "${SIZES[@]}"; do
   fi
   if [[ "$ONLY" != facedb ]]; then
     bash "$PEER/start.sh" >&2
-    "$PY" "$PEER/bench.py" --n "$N" "${common[@]}" --settle-s 30 \
+    client "$PEER/bench.py" --n "$N" "${common[@]}" --settle-s 30 \
       --pidfile "$MILVUS_HOME/milvus.pid" --out "$OUT/milvus_$N.json" || true
     bash "$PEER/stop.sh" >&2
   fi
