@@ -599,6 +599,14 @@ mod tests {
         }
     }
 
+    /// Reopens the log: no warning, and records 1..=n replayed with their own bytes.
+    fn reopen_clean(dir: &Path, n: u64) -> Wal {
+        let (wal, rec, got) = open(dir);
+        assert!(rec.warnings.is_empty(), "{:?}", rec.warnings);
+        check(&got, n);
+        wal
+    }
+
     fn write(wal: &Wal, lsns: std::ops::RangeInclusive<u64>) {
         for i in lsns {
             let lsn = wal.append(&payload(i)).unwrap();
@@ -622,17 +630,13 @@ mod tests {
         assert_eq!(file_len(dir.path(), 0), zeroed);
         wal.drop_as_crash();
 
-        let (wal, rec, got) = open(dir.path());
-        assert!(rec.warnings.is_empty(), "{:?}", rec.warnings);
-        check(&got, 12);
+        let wal = reopen_clean(dir.path(), 12);
         assert_eq!(file_len(dir.path(), 0), pos, "recovery cuts the zeros");
         write(&wal, 13..=14);
         let (pos, _) = wait_for_zeros(&wal);
         drop(wal);
         assert_eq!(file_len(dir.path(), 0), pos, "a clean close cuts the zeros");
-        let (_wal, rec, got) = open(dir.path());
-        assert!(rec.warnings.is_empty(), "{:?}", rec.warnings);
-        check(&got, 14);
+        let _wal = reopen_clean(dir.path(), 14);
     }
 
     /// What a crash can leave of the last record written over zeros: its start without its
@@ -692,9 +696,7 @@ mod tests {
         let (_, zeroed) = wait_for_zeros(&wal);
         assert_eq!(file_len(dir.path(), 1), zeroed);
         wal.drop_as_crash();
-        let (_wal, rec, got) = open(dir.path());
-        assert!(rec.warnings.is_empty(), "{:?}", rec.warnings);
-        check(&got, 6);
+        let _wal = reopen_clean(dir.path(), 6);
     }
 
     /// Writers on four threads (group commit) while the zeroing thread runs: every record
@@ -722,8 +724,6 @@ mod tests {
         });
         assert_eq!(*written.lock(), (1..=40).collect::<Vec<u64>>());
         wal.drop_as_crash();
-        let (_wal, rec, got) = open(dir.path());
-        assert!(rec.warnings.is_empty(), "{:?}", rec.warnings);
-        check(&got, 40);
+        let _wal = reopen_clean(dir.path(), 40);
     }
 }
