@@ -498,8 +498,17 @@ fn scan(
             return Ok(pos);
         }
         let torn = |what: &str, rec: &mut WalRecovery| {
+            // The bytes written, without the zeros written ahead of them.
+            let written = data[pos..]
+                .iter()
+                .rposition(|b| *b != 0)
+                .map_or(0, |i| i + 1);
+            let zeros = match rest - written {
+                0 => String::new(),
+                z => format!(", then {z} zero bytes"),
+            };
             let msg = format!(
-                "{}: {what} at byte {pos} dropped ({rest} bytes)",
+                "{}: {what} at byte {pos} dropped ({written} bytes{zeros})",
                 path.display()
             );
             log::warn!("{msg}");
@@ -661,6 +670,12 @@ mod tests {
         check(&got, 4);
         assert_eq!(rec.warnings.len(), 1, "{:?}", rec.warnings);
         assert!(rec.warnings[0].contains("checksum"), "{:?}", rec.warnings);
+        let written = pos5 - pos4 - 100_000;
+        assert!(
+            rec.warnings[0].contains(&format!("({written} bytes, then ")),
+            "{:?}",
+            rec.warnings
+        );
         drop(wal);
         assert_eq!(file_len(dir.path(), 0), pos4);
 
