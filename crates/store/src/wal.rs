@@ -60,6 +60,17 @@ struct Tail {
     resting: bool,
 }
 
+impl Tail {
+    /// Cuts the file back to its records when zeros were written after them.
+    fn cut_zeros(&mut self) -> std::io::Result<()> {
+        if self.zeroed > self.pos {
+            self.file.set_len(self.pos)?;
+            self.zeroed = self.pos;
+        }
+        Ok(())
+    }
+}
+
 /// What the log and its zeroing thread share.
 struct Shared {
     dir: PathBuf,
@@ -313,10 +324,7 @@ impl Wal {
             sh.changed.wait(&mut t);
         }
         let path = sh.dir.join(file_name(t.seq));
-        if t.zeroed > t.pos {
-            t.file.set_len(t.pos).ctx(&path)?;
-            t.zeroed = t.pos;
-        }
+        t.cut_zeros().ctx(&path)?;
         // Without fsync (Options::fsync false) nothing waits for the old file's records:
         // syncing its unsynced tail (up to a whole segment of rows) would stall this write.
         if sh.fsync {
@@ -365,37 +373,33 @@ impl Drop for Wal {
         if self.keep_zeros.load(Ordering::Relaxed) {
             return;
         }
-        let t = sh.tail.lock();
-        if t.zeroed > t.pos {
-            let cut =
-                t.file.set_len(t.pos).and_then(
-                    |()| {
-                        if sh.fsync {
-                            t.file.sync_data()
-                        } else {
-                            Ok(())
-                        }
-                    },
-                );
-            if let Err(e) = cut {
-                // Harmless: recovery takes the zeros as the end of the log.
-                log::warn!(
-                    "{}: zeros after the last WAL record not cut: {e}",
-                    sh.dir.display()
-                );
+        let mut t = sh.tail.lock();
+        let zeros = t.zeroed > t.pos;
+        let cut = t.cut_zeros().and_then(|()| {
+            if zeros && sh.fsync {
+                t.file.sync_data()
+            } else {
+                Ok(())
             }
+        });
+        if let Err(e) = cut {
+            // Harmless: recovery takes the zeros as the end of the log.
+            log::warn!(
+                "{}: zeros after the last WAL record not cut: {e}",
+                sh.dir.display()
+            );
         }
     }
 }
 
-/// The zeroing thread (at nice +10, beside the writers): keeps `ahead` bytes of zeros after the write position, `ZERO_STEP`
-/// at a time, until the log is dropped. A write error stops it (appends then extend the file
-/// themselves, and meet the error if it lasts).
+/// The zeroing thread (at nice +10, beside the writers): keeps `ahead` bytes of zeros after
+/// the write position, `ZERO_STEP` at a time, until the log is dropped. A write error stops
+/// it (appends then extend the file themselves, and meet the error if it lasts).
 fn zero_ahead(sh: &Shared) {
     crate::collection::lower_priority();
     let zeros = vec![0u8; 1 << 20];
     loop {
-        let (file, seq, start, end) = {
+        let (file, start, end) = {
             let mut t = sh.tail.lock();
             loop {
                 if sh.stop.load(Ordering::Acquire) {
@@ -412,7 +416,7 @@ fn zero_ahead(sh: &Shared) {
             let start = t.zeroed.max(t.pos);
             let end = (t.pos + t.ahead).min(start + ZERO_STEP);
             t.zeroing = Some((start, end));
-            (t.file.clone(), t.seq, start, end)
+            (t.file.clone(), start, end)
         };
         let mut at = start;
         let mut res = Ok(());
@@ -426,9 +430,9 @@ fn zero_ahead(sh: &Shared) {
         }
         let mut t = sh.tail.lock();
         t.zeroing = None;
+        // `rotate` waits for the step to end: the file zeroed is still the tail's.
         match res {
-            Ok(()) if t.seq == seq => t.zeroed = t.zeroed.max(end),
-            Ok(()) => {}
+            Ok(()) => t.zeroed = t.zeroed.max(end),
             Err(e) => {
                 log::warn!("{}: WAL zeroing stopped: {e}", sh.dir.display());
                 t.ahead = 0;
@@ -494,7 +498,8 @@ fn scan(
     while pos < data.len() {
         let rest = data.len() - pos;
         // Zeros written ahead of the records (see `Wal`): the end of the log.
-        if all_zero(&data[pos..pos + rest.min(HEADER)]) && all_zero(&data[pos..]) {
+        // (`all_zero` stops at the first non-zero byte: a record's length, in its header.)
+        if all_zero(&data[pos..]) {
             return Ok(pos);
         }
         let torn = |what: &str, rec: &mut WalRecovery| {
