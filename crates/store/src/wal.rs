@@ -255,11 +255,12 @@ impl Wal {
         header[4..8].copy_from_slice(&h.finalize().to_le_bytes());
         header[8..16].copy_from_slice(&lsn.to_le_bytes());
         let path = sh.dir.join(file_name(t.seq));
+        let early = sh.fsync && record >= ZERO_AHEAD_MIN_RECORD;
         let mut at = t.pos;
-        t.file.write_all_at(&header, at).ctx(&path)?;
+        write_pieces(&t.file, &header, at, early).ctx(&path)?;
         at += HEADER as u64;
         for p in parts {
-            t.file.write_all_at(p, at).ctx(&path)?;
+            write_pieces(&t.file, p, at, early).ctx(&path)?;
             at += p.len() as u64;
         }
         t.pos = at;
@@ -395,6 +396,38 @@ impl Drop for Wal {
 /// The zeroing thread (at nice +10, beside the writers): keeps `ahead` bytes of zeros after
 /// the write position, `ZERO_STEP` at a time, until the log is dropped. A write error stops
 /// it (appends then extend the file themselves, and meet the error if it lasts).
+/// Bytes written at a time when a large record's writeback is started early.
+const WRITEBACK_PIECE: usize = 512 << 10;
+
+/// Writes `buf` at `at`. With `early`, in [`WRITEBACK_PIECE`] pieces, each handed to the
+/// disk at once (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which starts writeback and does
+/// not wait), so the disk writes the record while the rest of it is still being copied and
+/// the fdatasync that follows finds little left to write: 2.5 ms instead of 3.2 ms for a
+/// 5 MB record here. Durability still comes from that fdatasync alone; the hint's own errors
+/// are ignored (a failed writeback is reported by the fdatasync).
+fn write_pieces(file: &File, buf: &[u8], at: u64, early: bool) -> std::io::Result<()> {
+    if !early {
+        return file.write_all_at(buf, at);
+    }
+    let fd = std::os::fd::AsRawFd::as_raw_fd(file);
+    let mut off = at;
+    for piece in buf.chunks(WRITEBACK_PIECE) {
+        file.write_all_at(piece, off)?;
+        #[cfg(target_os = "linux")]
+        // SAFETY: a plain system call on an open descriptor; no memory is passed.
+        unsafe {
+            libc::sync_file_range(
+                fd,
+                off as libc::off64_t,
+                piece.len() as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+        off += piece.len() as u64;
+    }
+    Ok(())
+}
+
 fn zero_ahead(sh: &Shared) {
     crate::collection::lower_priority();
     let zeros = vec![0u8; 1 << 20];
