@@ -662,6 +662,9 @@ impl Collection {
         });
         self.poison(applied)?;
         self.poison(synced)?;
+        if let Some((addr, bytes)) = self.state.read().growing.room_after(rows.vectors.len()) {
+            crate::segment::fault_in_background(addr, bytes);
+        }
         Ok(rows.pks)
     }
 
