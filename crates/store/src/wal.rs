@@ -396,6 +396,28 @@ impl Drop for Wal {
 /// The zeroing thread (at nice +10, beside the writers): keeps `ahead` bytes of zeros after
 /// the write position, `ZERO_STEP` at a time, until the log is dropped. A write error stops
 /// it (appends then extend the file themselves, and meet the error if it lasts).
+/// Starts the writeback of `len` bytes of `file` at `off` to the disk
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`); with `wait`, waits first for any writeback of
+/// that range already under way, and then for this one to end. A hint for pacing the disk:
+/// durability comes only from fsync, and its errors are ignored (fsync reports them).
+pub(crate) fn writeback(file: &File, off: u64, len: usize, wait: bool) {
+    #[cfg(target_os = "linux")]
+    {
+        let flags = if wait {
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER
+        } else {
+            libc::SYNC_FILE_RANGE_WRITE
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(file);
+        // SAFETY: a plain system call on an open descriptor; no memory is passed.
+        unsafe {
+            libc::sync_file_range(fd, off as libc::off64_t, len as libc::off64_t, flags);
+        }
+    }
+}
+
 /// Bytes written at a time when a large record's writeback is started early.
 const WRITEBACK_PIECE: usize = 512 << 10;
 
@@ -409,20 +431,10 @@ fn write_pieces(file: &File, buf: &[u8], at: u64, early: bool) -> std::io::Resul
     if !early {
         return file.write_all_at(buf, at);
     }
-    let fd = std::os::fd::AsRawFd::as_raw_fd(file);
     let mut off = at;
     for piece in buf.chunks(WRITEBACK_PIECE) {
         file.write_all_at(piece, off)?;
-        #[cfg(target_os = "linux")]
-        // SAFETY: a plain system call on an open descriptor; no memory is passed.
-        unsafe {
-            libc::sync_file_range(
-                fd,
-                off as libc::off64_t,
-                piece.len() as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
+        writeback(file, off, piece.len(), false);
         off += piece.len() as u64;
     }
     Ok(())
