@@ -637,7 +637,11 @@ impl Collection {
         // while this one copies the vectors into the growing segment's spare room (not
         // visible yet). The rows are applied once the record is written (a failed write
         // leaves the segment as it was), and acknowledged once it is durable.
-        let spare = self.state.write().growing.spare_vectors(rows.vectors.len());
+        // The segment is sealed once it holds `seal_bytes`: it may take one batch more
+        // before, and keeps room for one after.
+        let n_values = rows.vectors.len();
+        let up_to = (self.opts.seal_bytes / 4).saturating_add(n_values.saturating_mul(2));
+        let spare = self.state.write().growing.spare_vectors(n_values, up_to);
         let io_error = |what: &str| StoreError::Io {
             path: self.dir.join("wal").display().to_string(),
             source: std::io::Error::other(format!("the WAL {what} thread panicked")),
