@@ -763,7 +763,7 @@ mod tests {
         // Three more batches fit without moving the vectors; a fifth one beyond the
         // reserved size grows them, keeping room for one more.
         for k in 1..=4 {
-            drop(seg.spare_vectors(n, 5 * n));
+            let _room = seg.spare_vectors(n, 5 * n);
             let Vectors::Owned(v) = &mut seg.vectors else {
                 unreachable!()
             };
