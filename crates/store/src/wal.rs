@@ -257,7 +257,7 @@ impl Wal {
         let path = sh.dir.join(file_name(t.seq));
         let early = sh.fsync && record >= ZERO_AHEAD_MIN_RECORD;
         let mut at = t.pos;
-        write_pieces(&t.file, &header, at, early).ctx(&path)?;
+        t.file.write_all_at(&header, at).ctx(&path)?;
         at += HEADER as u64;
         for p in parts {
             write_pieces(&t.file, p, at, early).ctx(&path)?;
@@ -393,9 +393,6 @@ impl Drop for Wal {
     }
 }
 
-/// The zeroing thread (at nice +10, beside the writers): keeps `ahead` bytes of zeros after
-/// the write position, `ZERO_STEP` at a time, until the log is dropped. A write error stops
-/// it (appends then extend the file themselves, and meet the error if it lasts).
 /// Starts the writeback of `len` bytes of `file` at `off` to the disk
 /// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`); with `wait`, waits first for any writeback of
 /// that range already under way, and then for this one to end. A hint for pacing the disk:
@@ -440,6 +437,9 @@ fn write_pieces(file: &File, buf: &[u8], at: u64, early: bool) -> std::io::Resul
     Ok(())
 }
 
+/// The zeroing thread (at nice +10, beside the writers): keeps `ahead` bytes of zeros after
+/// the write position, `ZERO_STEP` at a time, until the log is dropped. A write error stops
+/// it (appends then extend the file themselves, and meet the error if it lasts).
 fn zero_ahead(sh: &Shared) {
     crate::collection::lower_priority();
     let zeros = vec![0u8; 1 << 20];
