@@ -32,9 +32,9 @@ const HEADER: usize = 16;
 /// Largest record accepted on replay (guards against a garbage length field).
 const MAX_RECORD: u64 = 1 << 34;
 
-/// Records of at least this many bytes turn on zeroing ahead (see [`Wal`]): smaller writes
-/// are dominated by their fsync, and a collection that only ever writes small batches keeps
-/// files that end at their last record.
+/// The second record of at least this many bytes turns on zeroing ahead (see [`Wal`]):
+/// smaller writes are dominated by their fsync, and a collection that only ever writes small
+/// batches, or one large batch, keeps files that end at their last record.
 const ZERO_AHEAD_MIN_RECORD: u64 = 1 << 20;
 /// Zeros are kept this many times the largest record ahead of the write position...
 const ZERO_AHEAD_RECORDS: u64 = 8;
@@ -53,8 +53,10 @@ struct Tail {
     zeroed: u64,
     /// The range the zeroing thread is writing now; no record is written into it.
     zeroing: Option<(u64, u64)>,
-    /// How many bytes of zeros to keep ahead of `pos` (0 until a large record came).
+    /// How many bytes of zeros to keep ahead of `pos` (0 until a second large record came).
     ahead: u64,
+    /// Records of at least `ZERO_AHEAD_MIN_RECORD` bytes appended since the log was opened.
+    large_records: u64,
     /// The zeroing thread waits for work: it zeroes up to `pos + ahead`, then rests until
     /// fewer than `ahead / 2` bytes of zeros are left.
     resting: bool,
@@ -84,8 +86,8 @@ struct Shared {
 
 /// The write-ahead log of one collection.
 ///
-/// Once records of 1 MiB or more arrive, a thread keeps zeros written (and, with fsync,
-/// synced) ahead of the write position, up to 8 such records and at most 64 MiB, as
+/// Once a second record of 1 MiB or more arrives, a thread keeps zeros written (and, with
+/// fsync, synced) ahead of the write position, up to 8 such records and at most 64 MiB, as
 /// PostgreSQL does for its WAL segments (`wal_init_zero`). A record then overwrites page-cache
 /// pages and disk blocks that already exist: the write is a plain copy (about 1 ms per 5 MB
 /// here, against 5 ms when the kernel must find fresh pages for an appended record) and its
@@ -198,6 +200,7 @@ impl Wal {
                     zeroed: pos,
                     zeroing: None,
                     ahead: 0,
+                    large_records: 0,
                     resting: false,
                 }),
                 changed: Condvar::new(),
@@ -267,9 +270,12 @@ impl Wal {
         t.zeroed = t.zeroed.max(at);
         t.last_lsn = lsn;
         if record >= ZERO_AHEAD_MIN_RECORD {
-            t.ahead = t
-                .ahead
-                .max((record * ZERO_AHEAD_RECORDS).min(MAX_ZERO_AHEAD));
+            t.large_records += 1;
+            if t.large_records >= 2 {
+                t.ahead = t
+                    .ahead
+                    .max((record * ZERO_AHEAD_RECORDS).min(MAX_ZERO_AHEAD));
+            }
         }
         if t.ahead > 0 && t.zeroed < t.pos + t.ahead / 2 {
             drop(t);
@@ -746,6 +752,26 @@ mod tests {
             matches!(err, Some(StoreError::Corrupt { ref reason, .. }) if reason.contains("more records")),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn one_large_record_leaves_no_zeros_and_a_second_one_starts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _, _) = open(dir.path());
+        write(&wal, 1..=1);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let pos = wal.shared.tail.lock().pos;
+        assert_eq!(
+            file_len(dir.path(), 0),
+            pos,
+            "zeros after a single large record"
+        );
+        assert!(wal.zeroer.lock().is_none(), "the zeroing thread started");
+        write(&wal, 2..=2);
+        let (pos, zeroed) = wait_for_zeros(&wal);
+        assert!(zeroed >= pos + 4 * (5 << 18), "{pos} {zeroed}");
+        drop(wal);
+        let _wal = reopen_clean(dir.path(), 2);
     }
 
     #[test]
