@@ -130,13 +130,40 @@ pub fn batch_from_fields_data(
 
 fn mistyped(f: &Field, fd: &FieldData) -> Error {
     Error::Rejected(format!(
-        "the data type of field {} is {}, but the inserted data is of another type ({})",
+        "the data type of field {} is {}, but the inserted data is of another type \
+         ({} declared, {} sent)",
         f.name,
         f.kind.name(),
         milvus::proto::schema::DataType::try_from(fd.r#type)
             .map(|t| t.as_str_name().to_string())
-            .unwrap_or_else(|_| fd.r#type.to_string())
+            .unwrap_or_else(|_| fd.r#type.to_string()),
+        payload_name(fd)
     ))
+}
+
+/// The protobuf field that holds a `FieldData`'s values (`long_data`, `float_vector`, ...):
+/// what was sent, whatever its declared `type` says.
+fn payload_name(fd: &FieldData) -> &'static str {
+    match &fd.field {
+        Some(field_data::Field::Scalars(s)) => match &s.data {
+            Some(scalar_field::Data::BoolData(_)) => "bool_data",
+            Some(scalar_field::Data::IntData(_)) => "int_data",
+            Some(scalar_field::Data::LongData(_)) => "long_data",
+            Some(scalar_field::Data::FloatData(_)) => "float_data",
+            Some(scalar_field::Data::DoubleData(_)) => "double_data",
+            Some(scalar_field::Data::StringData(_)) => "string_data",
+            Some(scalar_field::Data::JsonData(_)) => "json_data",
+            Some(_) => "other scalar data",
+            None => "no values",
+        },
+        Some(field_data::Field::Vectors(v)) => match &v.data {
+            Some(vector_field::Data::FloatVector(_)) => "float_vector",
+            Some(_) => "other vector data",
+            None => "no values",
+        },
+        Some(_) => "other data",
+        None => "no values",
+    }
 }
 
 fn column(f: &Field, fd: FieldData) -> Result<ColumnData> {
@@ -549,10 +576,35 @@ mod tests {
                 data: vec!["x".into()],
             }),
         );
+        assert_eq!(
+            batch_from_fields_data(&f, r, 1).unwrap_err().to_string(),
+            "the data type of field age is Int8, but the inserted data is of another type \
+             (VarChar declared, string_data sent)"
+        );
+        // Declared as the schema's type, sent as another: the message names what was sent.
+        let mut r = rows(vec![1]);
+        r[0] = scalar(
+            "id",
+            PDataType::Int64,
+            scalar_field::Data::IntData(IntArray { data: vec![7] }),
+        );
+        assert_eq!(
+            batch_from_fields_data(&f, r, 1).unwrap_err().to_string(),
+            "the data type of field id is Int64, but the inserted data is of another type \
+             (Int64 declared, int_data sent)"
+        );
+        let mut r = rows(vec![1]);
+        r[2] = scalar(
+            "v",
+            PDataType::FloatVector,
+            scalar_field::Data::FloatData(FloatArray {
+                data: vec![1.0, 2.0],
+            }),
+        );
         assert!(batch_from_fields_data(&f, r, 1)
             .unwrap_err()
             .to_string()
-            .contains("the data type of field age is Int8"));
+            .ends_with("(FloatVector declared, float_data sent)"),);
         let mut r = rows(vec![1]);
         r[0].field_name = "nope".into();
         assert_eq!(
