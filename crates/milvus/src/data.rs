@@ -568,43 +568,47 @@ mod tests {
             batch_from_fields_data(&f, r, 1).unwrap_err().to_string(),
             "the length(3) of float data should divide the dim(2)"
         );
-        let mut r = rows(vec![1]);
-        r[1] = scalar(
-            "age",
-            PDataType::VarChar,
-            scalar_field::Data::StringData(StringArray {
-                data: vec!["x".into()],
-            }),
-        );
-        assert_eq!(
-            batch_from_fields_data(&f, r, 1).unwrap_err().to_string(),
-            "the data type of field age is Int8, but the inserted data is of another type \
-             (VarChar declared, string_data sent)"
-        );
-        // Declared as the schema's type, sent as another: the message names what was sent.
-        let mut r = rows(vec![1]);
-        r[0] = scalar(
-            "id",
-            PDataType::Int64,
-            scalar_field::Data::IntData(IntArray { data: vec![7] }),
-        );
-        assert_eq!(
-            batch_from_fields_data(&f, r, 1).unwrap_err().to_string(),
-            "the data type of field id is Int64, but the inserted data is of another type \
-             (Int64 declared, int_data sent)"
-        );
-        let mut r = rows(vec![1]);
-        r[2] = scalar(
-            "v",
-            PDataType::FloatVector,
-            scalar_field::Data::FloatData(FloatArray {
-                data: vec![1.0, 2.0],
-            }),
-        );
-        assert!(batch_from_fields_data(&f, r, 1)
-            .unwrap_err()
-            .to_string()
-            .ends_with("(FloatVector declared, float_data sent)"),);
+        // Data in another protobuf field than the schema's type, declared as that type or
+        // not: the message names the schema's type, the declared one and what was sent.
+        let cases = [
+            (
+                1,
+                PDataType::VarChar,
+                scalar_field::Data::StringData(StringArray {
+                    data: vec!["x".into()],
+                }),
+                "string_data",
+            ),
+            (
+                0,
+                PDataType::Int64,
+                scalar_field::Data::IntData(IntArray { data: vec![7] }),
+                "int_data",
+            ),
+            (
+                2,
+                PDataType::FloatVector,
+                scalar_field::Data::FloatData(FloatArray {
+                    data: vec![1.0, 2.0],
+                }),
+                "float_data",
+            ),
+        ];
+        for (col, declared, data, sent) in cases {
+            let mut r = rows(vec![1]);
+            let schema_field = &f.fields[col];
+            r[col] = scalar(&schema_field.name, declared, data);
+            assert_eq!(
+                batch_from_fields_data(&f, r, 1).unwrap_err().to_string(),
+                format!(
+                    "the data type of field {} is {}, but the inserted data is of another type \
+                     ({} declared, {sent} sent)",
+                    schema_field.name,
+                    schema_field.kind.name(),
+                    declared.as_str_name()
+                )
+            );
+        }
         let mut r = rows(vec![1]);
         r[0].field_name = "nope".into();
         assert_eq!(
