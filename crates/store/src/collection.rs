@@ -666,7 +666,7 @@ impl Collection {
         });
         self.poison(applied)?;
         self.poison(synced)?;
-        if let Some((addr, bytes)) = self.state.read().growing.room_after(rows.vectors.len()) {
+        if let Some((addr, bytes)) = self.state.read().growing.room_after(n_values) {
             crate::segment::fault_in_background(addr, bytes);
         }
         Ok(rows.pks)
