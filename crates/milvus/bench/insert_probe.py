@@ -4,7 +4,9 @@ Against a server already listening (facedb serve or Milvus) on HOST:PORT:
   1. floor: the same 10,000 x 128 request sent to a collection that does not exist, so the
      server receives and decodes it, then refuses it (transport + decoding, no store work);
   2. insert N rows in BATCH-row requests, as bench.py does: client encode s, RPC s, rows/s,
-     and the server's CPU seconds (from /proc, given its PID file).
+     and the server's CPU seconds (from /proc, given its PID file);
+  3. two bounds on bench.py's wall-clock rows/s that no server can pass with this client: the
+     client's encode alone, and the encode plus one floor round trip (1.) per batch.
 
 Usage: python insert_probe.py [--n 200000] [--batch 10000] [--pidfile F] [--host H] [--port P]
 Run with the peers' venv python (pymilvus 2.2.7), e.g. ~/.cache/facedb-peers/milvus/venv/bin/python.
@@ -56,7 +58,8 @@ def main():
         lat.append(time.perf_counter() - t)
     c1 = cpu_s(a.pidfile)
     cpu = f", server CPU {(c1 - c0) / 50 * 1e3:.2f} ms per request" if c0 is not None else ""
-    print(f"floor (refused {a.batch} x 128 request): p50 {np.percentile(lat, 50) * 1e3:.2f} ms{cpu}")
+    floor = np.percentile(lat, 50)
+    print(f"floor (refused {a.batch} x 128 request): p50 {floor * 1e3:.2f} ms{cpu}")
 
     name = "insert_probe"
     if utility.has_collection(name):
@@ -82,6 +85,9 @@ def main():
     print(f"insert {a.n} rows in {a.batch}-row requests: {a.n / wall:,.0f} rows/s, wall {wall:.2f} s "
           f"= client encode {enc:.2f} s + RPC {rpc:.2f} s (p50 {np.percentile(lat, 50) * 1e3:.1f} ms){cpu}")
     print(f"client encode bound (a server answering in no time): {a.n / enc:,.0f} rows/s")
+    batches = -(-a.n // a.batch)
+    print(f"floor bound (each batch encoded, sent, decoded and refused, no store work): "
+          f"{a.n / (enc + batches * floor):,.0f} rows/s")
     utility.drop_collection(name)
 
 
