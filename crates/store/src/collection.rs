@@ -147,6 +147,25 @@ impl State {
         }
     }
 
+    /// Seals the growing segment: it joins the sealed segments (frozen, at the position it
+    /// had, so its keys' locations stay valid) and `fresh`, given the next segment id, grows
+    /// instead. A growing segment without live rows is replaced and dropped (its records and
+    /// their deletes replay to nothing). Returns the sealed segment's id, if one was sealed.
+    fn seal_growing(&mut self, fresh: impl FnOnce(u64) -> Segment) -> Option<u64> {
+        if self.growing.rows() == 0 {
+            return None;
+        }
+        let mut old = std::mem::replace(&mut self.growing, fresh(self.next_segment_id));
+        self.next_segment_id += 1;
+        if old.live_rows() == 0 {
+            return None;
+        }
+        old.freeze();
+        let id = old.id;
+        self.sealed.push(old);
+        Some(id)
+    }
+
     fn apply_delete(&mut self, pks: &[PrimaryKey]) -> usize {
         pks.iter().filter(|pk| self.delete_pk(pk)).count()
     }
@@ -329,6 +348,25 @@ pub struct Collection {
     closing: std::sync::atomic::AtomicBool,
 }
 
+/// An empty growing segment for `schema`'s fields.
+fn empty_growing(schema: &CollectionSchema, id: u64) -> Segment {
+    let scalars = schema
+        .scalar_fields()
+        .map(|f| ColumnData::empty(&f.data_type))
+        .collect();
+    Segment::new_growing(
+        id,
+        PkColumn::empty_for(&schema.primary_field().data_type),
+        scalars,
+        schema.dim(),
+    )
+}
+
+/// Whether a growing segment's vectors reached the size at which it seals.
+fn reached_seal_size(growing: &Segment, opts: &Options) -> bool {
+    growing.rows() * growing.dim * 4 >= opts.seal_bytes
+}
+
 /// A sealed segment whose file is not written yet.
 #[derive(Clone, Copy)]
 struct PendingSeal {
@@ -336,7 +374,9 @@ struct PendingSeal {
     id: u64,
     /// LSN of the last WAL record in it (or before it).
     checkpoint: u64,
-    /// First WAL file after its seal (records after `checkpoint` are there or later).
+    /// WAL file to replay from once it is written: the first after its seal, or for a
+    /// segment sealed while the WAL was replayed, the first replayed (records after
+    /// `checkpoint` are there or later).
     wal_seq: u64,
 }
 
@@ -439,24 +479,13 @@ impl Collection {
         }
         // Remove files the manifest does not name (a crash between writing and committing).
         remove_unlisted_segments(&segdir, manifest.segments.iter().map(|s| s.id))?;
-        let pkf = schema.primary_field();
-        let scalars: Vec<ColumnData> = schema
-            .scalar_fields()
-            .map(|f| ColumnData::empty(&f.data_type))
-            .collect();
-        let dim = schema.dim();
-        let pk_index = match pkf.data_type {
+        let pk_index = match schema.primary_field().data_type {
             crate::schema::DataType::Int64 => PkIndex::Int(HashMap::default()),
             _ => PkIndex::Str(HashMap::default()),
         };
         let mut st = State {
             sealed,
-            growing: Segment::new_growing(
-                manifest.next_segment_id,
-                PkColumn::empty_for(&pkf.data_type),
-                scalars,
-                dim,
-            ),
+            growing: empty_growing(&schema, manifest.next_segment_id),
             pk_index,
             next_segment_id: manifest.next_segment_id + 1,
             generation: manifest.generation,
@@ -466,12 +495,17 @@ impl Collection {
         if let PkIndex::Int(m) = &st.pk_index {
             st.max_int_pk = m.keys().copied().max().unwrap_or(0);
         }
+        // Replayed rows seal where the writes sealed them (at `seal_bytes`): the segments that
+        // were waiting for their files before a crash are queued for the writer again, with
+        // their last record as checkpoint (their WAL files are removed once a later seal's
+        // segment is written), instead of growing one segment replayed at every open.
+        let mut replay_seals = std::collections::VecDeque::new();
         let (wal, recovery) = Wal::open(
             &dir.join("wal"),
             manifest.wal_seq,
             manifest.checkpoint_lsn,
             opts.fsync,
-            |_lsn, payload| {
+            |lsn, payload| {
                 let mut r = Reader::new(payload);
                 let bad = |e: String| StoreError::Corrupt {
                     path: dir.join("wal").display().to_string(),
@@ -482,6 +516,15 @@ impl Collection {
                         // Replay replaces on both: a key can never be live twice.
                         let rows = r.rows().map_err(bad)?;
                         st.apply_rows(&rows, true, false);
+                        if reached_seal_size(&st.growing, &opts) {
+                            if let Some(id) = st.seal_growing(|id| empty_growing(&schema, id)) {
+                                replay_seals.push_back(PendingSeal {
+                                    id,
+                                    checkpoint: lsn,
+                                    wal_seq: manifest.wal_seq,
+                                });
+                            }
+                        }
                     }
                     OP_DELETE => {
                         let pks = r.pks().map_err(bad)?;
@@ -531,11 +574,15 @@ impl Collection {
             vindex_gen: AtomicU64::new(0),
             builder: Mutex::new(Builder::default()),
             builder_done: parking_lot::Condvar::new(),
-            persist: Mutex::new(Persist::default()),
+            persist: Mutex::new(Persist {
+                running: false,
+                queue: replay_seals,
+            }),
             persist_done: parking_lot::Condvar::new(),
             persist_lock: Mutex::new(()),
             closing: std::sync::atomic::AtomicBool::new(false),
         });
+        coll.kick_persister();
         coll.kick_builder();
         Ok(coll)
     }
@@ -681,7 +728,7 @@ impl Collection {
             self.next_auto_id
                 .fetch_max(k.saturating_add(1), Ordering::SeqCst);
         }
-        if st.growing.rows() * self.schema.dim() * 4 >= self.opts.seal_bytes {
+        if reached_seal_size(&st.growing, &self.opts) {
             self.seal_growing(&mut st)?;
             drop(st);
             self.kick_persister();
@@ -797,42 +844,24 @@ impl Collection {
     /// are exactly those before the new file. A growing segment without live rows is
     /// emptied instead (its records and their deletes replay to nothing).
     fn seal_growing(&self, st: &mut State) -> Result<()> {
-        if st.growing.live_rows() == 0 {
-            if st.growing.rows() > 0 {
-                st.growing = self.new_growing(st.next_segment_id);
-                st.next_segment_id += 1;
-            }
-            return Ok(());
+        // The WAL rotates first (only when there is something to seal), so a failed rotate
+        // changes nothing.
+        let logged = if st.growing.live_rows() > 0 {
+            Some((self.wal.last_lsn(), self.wal.rotate()?))
+        } else {
+            None
+        };
+        if let (Some(id), Some((checkpoint, wal_seq))) = (
+            st.seal_growing(|id| empty_growing(&self.schema, id)),
+            logged,
+        ) {
+            self.persist.lock().queue.push_back(PendingSeal {
+                id,
+                checkpoint,
+                wal_seq,
+            });
         }
-        let checkpoint = self.wal.last_lsn();
-        let wal_seq = self.wal.rotate()?;
-        let fresh = self.new_growing(st.next_segment_id);
-        st.next_segment_id += 1;
-        let mut sealed = std::mem::replace(&mut st.growing, fresh);
-        sealed.freeze();
-        // Its keys' locations stay valid: it takes the position it had as the growing one.
-        self.persist.lock().queue.push_back(PendingSeal {
-            id: sealed.id,
-            checkpoint,
-            wal_seq,
-        });
-        st.sealed.push(sealed);
         Ok(())
-    }
-
-    fn new_growing(&self, id: u64) -> Segment {
-        let pkf = self.schema.primary_field();
-        let scalars = self
-            .schema
-            .scalar_fields()
-            .map(|f| ColumnData::empty(&f.data_type))
-            .collect();
-        Segment::new_growing(
-            id,
-            PkColumn::empty_for(&pkf.data_type),
-            scalars,
-            self.schema.dim(),
-        )
     }
 
     /// Writes the oldest pending segment's file and commits a MANIFEST that lists it, with

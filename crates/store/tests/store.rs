@@ -496,6 +496,51 @@ fn a_second_open_of_the_same_directory_is_refused() {
     assert!(db.has_collection("people"));
 }
 
+/// Vector of person `id` in its generation `gen` (each upsert is a new generation).
+fn vec_of(id: i64, gen: i64) -> [f32; 3] {
+    [id as f32, (id % 7) as f32, gen as f32]
+}
+
+/// A batch of people `ids`, generation `gen`: names `p<id>-<gen>`, vectors [`vec_of`].
+fn people_gen_batch(ids: std::ops::Range<i64>, gen: i64) -> Batch {
+    Batch::new()
+        .with("id", ColumnData::Int64(ids.clone().collect()))
+        .with(
+            "name",
+            ColumnData::VarChar(ids.clone().map(|i| format!("p{i}-{gen}")).collect()),
+        )
+        .with(
+            "metrics",
+            ColumnData::FloatVector {
+                dim: 3,
+                data: ids.flat_map(|i| vec_of(i, gen)).collect(),
+            },
+        )
+}
+
+/// Checks a people collection (ids below 6000) against `model` (id -> generation of its live
+/// row): the count, every key found by `get`, and every 37th row its own nearest neighbour
+/// at distance 0 with its name.
+fn check_people(c: &Collection, model: &std::collections::BTreeMap<i64, i64>, when: &str) {
+    assert_eq!(c.count(), model.len(), "{when}: count");
+    let all: Vec<PrimaryKey> = (0..6000).map(PrimaryKey::Int).collect();
+    let rows = c.get(&all, &["name".into()]).unwrap();
+    assert_eq!(rows.len(), model.len(), "{when}: rows found by key");
+    for (id, gen) in model.iter().step_by(37) {
+        let q = vec![vec_of(*id, *gen).to_vec()];
+        let mut req = SearchRequest::new(q, Metric::L2, 1);
+        req.output_fields = vec!["name".into()];
+        let h = &c.search(&req).unwrap()[0][0];
+        assert_eq!(h.pk, PrimaryKey::Int(*id), "{when}: nearest of {id}");
+        assert_eq!(h.distance, 0.0, "{when}: distance of {id}");
+        assert_eq!(
+            h.fields,
+            vec![("name".to_string(), Value::String(format!("p{id}-{gen}")))],
+            "{when}: fields of {id}"
+        );
+    }
+}
+
 /// Rows of segments sealed in the background: deletes and upserts made while their files are
 /// still being written, then a close (which leaves pending files to the WAL) and reopens.
 #[test]
@@ -505,43 +550,9 @@ fn segments_sealed_in_the_background_keep_every_write_across_reopen() {
         fsync: true,
         seal_bytes: 100 * 3 * 4, // a segment per 100 rows
     };
-    let vec_of = |id: i64, gen: i64| [id as f32, (id % 7) as f32, gen as f32];
-    let batch = |ids: std::ops::Range<i64>, gen: i64| {
-        Batch::new()
-            .with("id", ColumnData::Int64(ids.clone().collect()))
-            .with(
-                "name",
-                ColumnData::VarChar(ids.clone().map(|i| format!("p{i}-{gen}")).collect()),
-            )
-            .with(
-                "metrics",
-                ColumnData::FloatVector {
-                    dim: 3,
-                    data: ids.flat_map(|i| vec_of(i, gen)).collect(),
-                },
-            )
-    };
+    let (batch, check) = (people_gen_batch, check_people);
     // The model: id -> generation of its live row.
     let mut model = std::collections::BTreeMap::new();
-    let check = |c: &Collection, model: &std::collections::BTreeMap<i64, i64>, when: &str| {
-        assert_eq!(c.count(), model.len(), "{when}: count");
-        let all: Vec<PrimaryKey> = (0..6000).map(PrimaryKey::Int).collect();
-        let rows = c.get(&all, &["name".into()]).unwrap();
-        assert_eq!(rows.len(), model.len(), "{when}: rows found by key");
-        for (id, gen) in model.iter().step_by(37) {
-            let q = vec![vec_of(*id, *gen).to_vec()];
-            let mut req = SearchRequest::new(q, Metric::L2, 1);
-            req.output_fields = vec!["name".into()];
-            let h = &c.search(&req).unwrap()[0][0];
-            assert_eq!(h.pk, PrimaryKey::Int(*id), "{when}: nearest of {id}");
-            assert_eq!(h.distance, 0.0, "{when}: distance of {id}");
-            assert_eq!(
-                h.fields,
-                vec![("name".to_string(), Value::String(format!("p{id}-{gen}")))],
-                "{when}: fields of {id}"
-            );
-        }
-    };
     {
         let db = Database::open_with(dir.path(), opts.clone()).unwrap();
         let c = db.create_collection(people_schema()).unwrap();
@@ -578,6 +589,63 @@ fn segments_sealed_in_the_background_keep_every_write_across_reopen() {
     check(&c, &model, "after second reopen");
     c.compact().unwrap();
     check(&c, &model, "after compaction");
+}
+
+/// Rows replayed from the WAL at open seal where the writes sealed them: segments whose
+/// files were never written (here: logged under a larger seal size) are sealed and written
+/// again, not replayed at every open into one growing segment.
+#[test]
+fn replayed_rows_seal_at_the_seal_size_and_are_not_replayed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = Options {
+        fsync: true,
+        seal_bytes: 100 * 3 * 4, // a segment per 100 rows
+    };
+    let mut model = std::collections::BTreeMap::new();
+    {
+        // Nothing seals: all 12 records stay in the WAL.
+        let db = Database::open_with(dir.path(), Options::default()).unwrap();
+        let c = db.create_collection(people_schema()).unwrap();
+        for b in 0..10 {
+            c.insert(people_gen_batch(b * 100..(b + 1) * 100, 0))
+                .unwrap();
+            model.extend((b * 100..(b + 1) * 100).map(|i| (i, 0)));
+        }
+        let dels: Vec<PrimaryKey> = (0..1000).step_by(7).map(PrimaryKey::Int).collect();
+        assert_eq!(c.delete(&dels).unwrap(), dels.len());
+        (0..1000).step_by(7).for_each(|i| {
+            model.remove(&i);
+        });
+        c.upsert(people_gen_batch(150..200, 1)).unwrap();
+        model.extend((150..200).map(|i| (i, 1)));
+        assert_eq!(c.sealed_segments(), 0);
+    }
+    {
+        let db = Database::open_with(dir.path(), small.clone()).unwrap();
+        let c = db.collection("people").unwrap();
+        assert_eq!(c.recovery().replayed, 12);
+        let segs = c.segments();
+        let sealed: Vec<usize> = segs.iter().filter(|s| s.sealed).map(|s| s.rows).collect();
+        assert_eq!(
+            sealed,
+            vec![100; 10],
+            "one sealed segment per 100 replayed rows"
+        );
+        assert_eq!(segs.last().map(|s| (s.sealed, s.rows)), Some((false, 50)));
+        check_people(&c, &model, "after replay");
+        // The segments' files are written in the background.
+        let t0 = std::time::Instant::now();
+        while !c.segments().iter().all(|s| !s.sealed || s.persisted) {
+            assert!(t0.elapsed().as_secs() < 60, "segment files not written");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    let db = Database::open_with(dir.path(), small).unwrap();
+    let c = db.collection("people").unwrap();
+    // Only the delete and the upsert, after the last replayed seal, replay again.
+    assert_eq!(c.recovery().replayed, 2);
+    assert_eq!(c.sealed_segments(), 10);
+    check_people(&c, &model, "after second reopen");
 }
 
 /// Batches of at least 1 MiB of vectors take the staged path (vectors copied into the
