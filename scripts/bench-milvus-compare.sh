@@ -48,6 +48,11 @@ FACEDB="$ROOT/target/release/facedb"
 common=(--dataset "$DATASET" --metric "$METRIC" --indexes "$INDEXES" --consistency Strong
         --strong-sample 0 --nq 1000 --nq-lat "$NQ_LAT" --nq-batch 100 --batch 10000)
 
+# The round trip of one 10k x 128 Insert the server refuses (unknown collection), p50: with
+# bench.py's client encode it bounds the wall-clock insert rows/s any server reaches with
+# this client (summarize.py's "bound" row).
+floor() { client "$ROOT/crates/milvus/bench/insert_probe.py" --floor-only --batch 10000 --json "$1" >/dev/null; }
+
 wait_port() { for _ in $(seq 1 300); do (echo >/dev/tcp/127.0.0.1/19530) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 for N in "${SIZES[@]}"; do
@@ -63,6 +68,7 @@ for N in "${SIZES[@]}"; do
       # facedb has no background compaction to wait for: --settle-s 0
       client "$PEER/bench.py" --n "$N" "${common[@]}" --settle-s 0 --pidfile "$OUT/facedb.pid" \
         --out "$OUT/${NAME}_$N.json"
+      floor "$OUT/${NAME}_$N.floor.json"
       kill -TERM "$PID"; wait "$PID" || true
       rm -rf "$DATA"
     done
@@ -71,6 +77,7 @@ for N in "${SIZES[@]}"; do
     bash "$PEER/start.sh" >&2
     client "$PEER/bench.py" --n "$N" "${common[@]}" --settle-s 30 \
       --pidfile "$MILVUS_HOME/milvus.pid" --out "$OUT/milvus_$N.json" || true
+    floor "$OUT/milvus_$N.floor.json" || true
     bash "$PEER/stop.sh" >&2
   fi
 done

@@ -8,11 +8,15 @@ Against a server already listening (facedb serve or Milvus) on HOST:PORT:
   3. two bounds on bench.py's wall-clock rows/s that no server can pass with this client: the
      client's encode alone, and the encode plus one floor round trip (1.) per batch.
 
+With --floor-only, only 1. (and --json F writes {"batch", "floor_p50_ms"} for summarize.py).
+
 Usage: python insert_probe.py [--n 200000] [--batch 10000] [--pidfile F] [--host H] [--port P]
+                              [--floor-only] [--json F]
 Run with the peers' venv python (pymilvus 2.2.7), e.g. ~/.cache/facedb-peers/milvus/venv/bin/python.
 """
 import argparse
 import importlib.util
+import json
 import os
 import time
 
@@ -43,11 +47,14 @@ def main():
     ap.add_argument("--pidfile")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", default="19530")
+    ap.add_argument("--floor-only", action="store_true")
+    ap.add_argument("--json")
     a = ap.parse_args()
     connections.connect(host=a.host, port=a.port)
     stub = milvus_pb2_grpc.MilvusServiceStub(grpc.insecure_channel(
         f"{a.host}:{a.port}", options=[("grpc.max_send_message_length", 256 << 20)]))
-    X = np.random.default_rng(0).standard_normal((a.n, 128), dtype=np.float32)
+    rows = a.batch if a.floor_only else a.n
+    X = np.random.default_rng(0).standard_normal((rows, 128), dtype=np.float32)
 
     req = peer.raw_insert_request("no_such_collection_probe", np.arange(a.batch, dtype=np.int64),
                                   X[:a.batch])
@@ -60,6 +67,11 @@ def main():
     cpu = f", server CPU {(c1 - c0) / 50 * 1e3:.2f} ms per request" if c0 is not None else ""
     floor = np.percentile(lat, 50)
     print(f"floor (refused {a.batch} x 128 request): p50 {floor * 1e3:.2f} ms{cpu}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"batch": a.batch, "floor_p50_ms": round(floor * 1e3, 3)}, f)
+    if a.floor_only:
+        return
 
     name = "insert_probe"
     if utility.has_collection(name):
