@@ -49,8 +49,8 @@ common=(--dataset "$DATASET" --metric "$METRIC" --indexes "$INDEXES" --consisten
         --strong-sample 0 --nq 1000 --nq-lat "$NQ_LAT" --nq-batch 100 --batch 10000)
 
 # The round trip of one 10k x 128 Insert the server refuses (unknown collection), p50: with
-# bench.py's client encode it bounds the wall-clock insert rows/s any server reaches with
-# this client (summarize.py's "bound" row).
+# bench.py's client encode, the wall-clock insert rows/s of a server that receives and decodes
+# each request as this one does and stores nothing (summarize.py's "bound" row).
 floor() { client "$ROOT/crates/milvus/bench/insert_probe.py" --floor-only --batch 10000 --json "$1" >/dev/null; }
 
 wait_port() { for _ in $(seq 1 300); do (echo >/dev/tcp/127.0.0.1/19530) 2>/dev/null && return 0; sleep 0.1; done; return 1; }

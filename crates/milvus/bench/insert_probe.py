@@ -5,8 +5,9 @@ Against a server already listening (facedb serve or Milvus) on HOST:PORT:
      server receives and decodes it, then refuses it (transport + decoding, no store work);
   2. insert N rows in BATCH-row requests, as bench.py does: client encode s, RPC s, rows/s,
      and the server's CPU seconds (from /proc, given its PID file);
-  3. two bounds on bench.py's wall-clock rows/s that no server can pass with this client: the
-     client's encode alone, and the encode plus one floor round trip (1.) per batch.
+  3. two bounds on bench.py's wall-clock rows/s with this client: the client's encode alone
+     (a server answering in no time), and the encode plus one floor round trip (1.) per batch
+     (a server that receives and decodes each request as this one does, and stores nothing).
 
 With --floor-only, only 1. (and --json F writes {"batch", "floor_p50_ms"} for summarize.py).
 

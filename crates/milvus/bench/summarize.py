@@ -27,9 +27,9 @@ def metrics(r, floor=None):
         # bench.py's own server-ingest figure: rows over the time spent inside the Insert
         # calls, without the client's encode of each request.
         "insert rows/s, RPC time only": r.get("insert", {}).get("rows_per_s_rpc_only"),
-        # Rows over bench.py's client encode plus one refused round trip per batch (the
-        # server receives and decodes each request, stores nothing): no server passes it
-        # with this client.
+        # Rows over bench.py's client encode plus one refused round trip per batch: the
+        # wall-clock figure of a server that receives and decodes each request as this one
+        # does and stores nothing.
         BOUND: bound(r, floor),
         "insert: client encode s": r.get("insert", {}).get("client_encode_s"),
         "insert: RPC s": r.get("insert", {}).get("rpc_s"),
