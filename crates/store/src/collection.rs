@@ -375,8 +375,8 @@ struct PendingSeal {
     /// LSN of the last WAL record in it (or before it).
     checkpoint: u64,
     /// WAL file to replay from once it is written: the first after its seal, or for a
-    /// segment sealed while the WAL was replayed, the first replayed (records after
-    /// `checkpoint` are there or later).
+    /// segment sealed while the WAL was replayed, the file of the first record after it
+    /// (records after `checkpoint` are there or later).
     wal_seq: u64,
 }
 
@@ -497,15 +497,23 @@ impl Collection {
         }
         // Replayed rows seal where the writes sealed them (at `seal_bytes`): the segments that
         // were waiting for their files before a crash are queued for the writer again, with
-        // their last record as checkpoint (their WAL files are removed once a later seal's
-        // segment is written), instead of growing one segment replayed at every open.
-        let mut replay_seals = std::collections::VecDeque::new();
+        // their last record as checkpoint, instead of growing one segment replayed at every
+        // open. Once one is written, the WAL files before the file holding the first record
+        // after it (the tail file when none follows) are removed: the writes rotated the log
+        // at their seals, so a segment's records end a file, which then goes.
+        let mut replay_seals = std::collections::VecDeque::<PendingSeal>::new();
+        let mut seal_without_next = false;
         let (wal, recovery) = Wal::open(
             &dir.join("wal"),
             manifest.wal_seq,
             manifest.checkpoint_lsn,
             opts.fsync,
-            |lsn, payload| {
+            |seq, lsn, payload| {
+                if std::mem::take(&mut seal_without_next) {
+                    if let Some(last) = replay_seals.back_mut() {
+                        last.wal_seq = seq;
+                    }
+                }
                 let mut r = Reader::new(payload);
                 let bad = |e: String| StoreError::Corrupt {
                     path: dir.join("wal").display().to_string(),
@@ -521,8 +529,9 @@ impl Collection {
                                 replay_seals.push_back(PendingSeal {
                                     id,
                                     checkpoint: lsn,
-                                    wal_seq: manifest.wal_seq,
+                                    wal_seq: seq,
                                 });
+                                seal_without_next = true;
                             }
                         }
                     }
@@ -535,6 +544,11 @@ impl Collection {
                 Ok(())
             },
         )?;
+        if seal_without_next {
+            if let Some(last) = replay_seals.back_mut() {
+                last.wal_seq = wal.tail_seq();
+            }
+        }
         for w in &recovery.warnings {
             log::warn!("collection {}: {w}", schema.name);
         }

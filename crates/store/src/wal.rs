@@ -141,13 +141,14 @@ fn list(dir: &Path) -> Result<Vec<u64>> {
 
 impl Wal {
     /// Opens the log in `dir`, deleting files before `first_seq` (covered by the manifest),
-    /// and calls `apply(lsn, payload)` for every record with `lsn > checkpoint`, in order.
+    /// and calls `apply(seq, lsn, payload)` for every record with `lsn > checkpoint`, in
+    /// order (`seq`: the file the record is in).
     pub(crate) fn open(
         dir: &Path,
         first_seq: u64,
         checkpoint: u64,
         fsync: bool,
-        mut apply: impl FnMut(u64, &[u8]) -> Result<()>,
+        mut apply: impl FnMut(u64, u64, &[u8]) -> Result<()>,
     ) -> Result<(Wal, WalRecovery)> {
         fs::create_dir_all(dir).ctx(dir)?;
         let mut rec = WalRecovery::default();
@@ -180,7 +181,7 @@ impl Wal {
                 }
                 last_lsn = lsn;
                 replayed += 1;
-                apply(lsn, payload)
+                apply(*s, lsn, payload)
             })?;
             if valid < data.len() {
                 let f = OpenOptions::new().write(true).open(&path).ctx(&path)?;
@@ -216,6 +217,11 @@ impl Wal {
             keep_zeros: AtomicBool::new(false),
         };
         Ok((wal, rec))
+    }
+
+    /// Sequence number of the file records are appended to.
+    pub(crate) fn tail_seq(&self) -> u64 {
+        self.shared.tail.lock().seq
     }
 
     /// LSN of the last appended record.
@@ -644,7 +650,7 @@ mod tests {
 
     fn open(dir: &Path) -> (Wal, WalRecovery, Vec<(u64, Vec<u8>)>) {
         let mut got = Vec::new();
-        let (wal, rec) = Wal::open(dir, 0, 0, true, |lsn, p| {
+        let (wal, rec) = Wal::open(dir, 0, 0, true, |_, lsn, p| {
             got.push((lsn, p.to_vec()));
             Ok(())
         })
@@ -761,7 +767,7 @@ mod tests {
         let mut bad = clean.clone();
         bad[8 + HEADER + 1000] ^= 0x40;
         fs::write(&path, &bad).unwrap();
-        let err = Wal::open(dir.path(), 0, 0, true, |_, _| Ok(())).err();
+        let err = Wal::open(dir.path(), 0, 0, true, |_, _, _| Ok(())).err();
         assert!(
             matches!(err, Some(StoreError::Corrupt { ref reason, .. }) if reason.contains("more records")),
             "{err:?}"

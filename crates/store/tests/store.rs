@@ -648,6 +648,68 @@ fn replayed_rows_seal_at_the_seal_size_and_are_not_replayed_again() {
     check_people(&c, &model, "after second reopen");
 }
 
+/// A segment sealed before a crash and replayed at open: once its file is written, the WAL
+/// files holding only its records are removed (the writes rotated the log at its seal), and
+/// the next open replays only what came after it.
+#[test]
+fn wal_files_of_a_replayed_seal_are_removed_once_its_file_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = Options {
+        fsync: true,
+        seal_bytes: 100 * 3 * 4, // a segment per 100 rows
+    };
+    let cdir = dir.path().join("c000001_people");
+    let wal_files = || {
+        let mut v: Vec<String> = std::fs::read_dir(cdir.join("wal"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut model = std::collections::BTreeMap::new();
+    {
+        let db = Database::open_with(dir.path(), small.clone()).unwrap();
+        let c = db.create_collection(people_schema()).unwrap();
+        // The segment file cannot be written (a file stands where its directory was), as
+        // after a crash while it waited.
+        std::fs::remove_dir(cdir.join("segments")).unwrap();
+        std::fs::write(cdir.join("segments"), b"").unwrap();
+        c.insert(people_gen_batch(0..100, 0)).unwrap(); // seals: the log rotates
+        model.extend((0..100).map(|i| (i, 0)));
+        assert!(c.segments().iter().all(|s| !s.persisted));
+    }
+    assert_eq!(wal_files(), ["00000000.log", "00000001.log"]);
+    std::fs::remove_file(cdir.join("segments")).unwrap();
+    {
+        let db = Database::open_with(dir.path(), small.clone()).unwrap();
+        let c = db.collection("people").unwrap();
+        assert_eq!(c.recovery().replayed, 1);
+        c.insert(people_gen_batch(100..150, 0)).unwrap();
+        model.extend((100..150).map(|i| (i, 0)));
+        let t0 = std::time::Instant::now();
+        while !c.segments().iter().all(|s| !s.sealed || s.persisted) {
+            assert!(t0.elapsed().as_secs() < 60, "segment file not written");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(c.sealed_segments(), 1);
+        assert_eq!(
+            wal_files(),
+            ["00000001.log"],
+            "the sealed rows' WAL file is gone"
+        );
+        check_people(&c, &model, "after replay");
+    }
+    let db = Database::open_with(dir.path(), small).unwrap();
+    let c = db.collection("people").unwrap();
+    assert_eq!(
+        c.recovery().replayed,
+        1,
+        "only the insert after the seal replays"
+    );
+    check_people(&c, &model, "after second reopen");
+}
+
 /// Batches of at least 1 MiB of vectors take the staged path (vectors copied into the
 /// growing segment while the WAL record is written): inserts and upserts across seals,
 /// a refused batch, and a reopen keep exactly the acknowledged rows.
