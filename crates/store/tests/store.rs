@@ -541,15 +541,29 @@ fn check_people(c: &Collection, model: &std::collections::BTreeMap<i64, i64>, wh
     }
 }
 
+/// Options for the people collection (3-d vectors) sealing a segment per 100 rows, fsync on.
+fn segment_per_100_rows() -> Options {
+    Options {
+        fsync: true,
+        seal_bytes: 100 * 3 * 4,
+    }
+}
+
+/// Waits (at most 60 s) until the background writer has written every sealed segment's file.
+fn wait_for_segment_files(c: &Collection) {
+    let t0 = std::time::Instant::now();
+    while !c.segments().iter().all(|s| !s.sealed || s.persisted) {
+        assert!(t0.elapsed().as_secs() < 60, "segment files not written");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Rows of segments sealed in the background: deletes and upserts made while their files are
 /// still being written, then a close (which leaves pending files to the WAL) and reopens.
 #[test]
 fn segments_sealed_in_the_background_keep_every_write_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options {
-        fsync: true,
-        seal_bytes: 100 * 3 * 4, // a segment per 100 rows
-    };
+    let opts = segment_per_100_rows();
     let (batch, check) = (people_gen_batch, check_people);
     // The model: id -> generation of its live row.
     let mut model = std::collections::BTreeMap::new();
@@ -597,10 +611,7 @@ fn segments_sealed_in_the_background_keep_every_write_across_reopen() {
 #[test]
 fn replayed_rows_seal_at_the_seal_size_and_are_not_replayed_again() {
     let dir = tempfile::tempdir().unwrap();
-    let small = Options {
-        fsync: true,
-        seal_bytes: 100 * 3 * 4, // a segment per 100 rows
-    };
+    let small = segment_per_100_rows();
     let mut model = std::collections::BTreeMap::new();
     {
         // Nothing seals: all 12 records stay in the WAL.
@@ -634,11 +645,7 @@ fn replayed_rows_seal_at_the_seal_size_and_are_not_replayed_again() {
         assert_eq!(segs.last().map(|s| (s.sealed, s.rows)), Some((false, 50)));
         check_people(&c, &model, "after replay");
         // The segments' files are written in the background.
-        let t0 = std::time::Instant::now();
-        while !c.segments().iter().all(|s| !s.sealed || s.persisted) {
-            assert!(t0.elapsed().as_secs() < 60, "segment files not written");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_for_segment_files(&c);
     }
     let db = Database::open_with(dir.path(), small).unwrap();
     let c = db.collection("people").unwrap();
@@ -654,10 +661,7 @@ fn replayed_rows_seal_at_the_seal_size_and_are_not_replayed_again() {
 #[test]
 fn wal_files_of_a_replayed_seal_are_removed_once_its_file_is_written() {
     let dir = tempfile::tempdir().unwrap();
-    let small = Options {
-        fsync: true,
-        seal_bytes: 100 * 3 * 4, // a segment per 100 rows
-    };
+    let small = segment_per_100_rows();
     let cdir = dir.path().join("c000001_people");
     let wal_files = || {
         let mut v: Vec<String> = std::fs::read_dir(cdir.join("wal"))
@@ -687,11 +691,7 @@ fn wal_files_of_a_replayed_seal_are_removed_once_its_file_is_written() {
         assert_eq!(c.recovery().replayed, 1);
         c.insert(people_gen_batch(100..150, 0)).unwrap();
         model.extend((100..150).map(|i| (i, 0)));
-        let t0 = std::time::Instant::now();
-        while !c.segments().iter().all(|s| !s.sealed || s.persisted) {
-            assert!(t0.elapsed().as_secs() < 60, "segment file not written");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_for_segment_files(&c);
         assert_eq!(c.sealed_segments(), 1);
         assert_eq!(
             wal_files(),
