@@ -564,14 +564,14 @@ fn wait_for_segment_files(c: &Collection) {
 fn segments_sealed_in_the_background_keep_every_write_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let opts = segment_per_100_rows();
-    let (batch, check) = (people_gen_batch, check_people);
     // The model: id -> generation of its live row.
     let mut model = std::collections::BTreeMap::new();
     {
         let db = Database::open_with(dir.path(), opts.clone()).unwrap();
         let c = db.create_collection(people_schema()).unwrap();
         for b in 0..30 {
-            c.insert(batch(b * 100..(b + 1) * 100, 0)).unwrap();
+            c.insert(people_gen_batch(b * 100..(b + 1) * 100, 0))
+                .unwrap();
             model.extend((b * 100..(b + 1) * 100).map(|i| (i, 0)));
         }
         // Right away, while files are being written: deletes and upserts across segments.
@@ -580,29 +580,29 @@ fn segments_sealed_in_the_background_keep_every_write_across_reopen() {
         (0..3000).step_by(9).for_each(|i| {
             model.remove(&i);
         });
-        c.upsert(batch(1000..1150, 1)).unwrap();
+        c.upsert(people_gen_batch(1000..1150, 1)).unwrap();
         model.extend((1000..1150).map(|i| (i, 1)));
         assert!(c.segments().iter().filter(|s| s.sealed).count() >= 30);
-        check(&c, &model, "before close");
+        check_people(&c, &model, "before close");
     } // close: the writer stops after its current file; the rest replays from the WAL
     {
         let db = Database::open_with(dir.path(), opts.clone()).unwrap();
         let c = db.collection("people").unwrap();
-        check(&c, &model, "after reopen");
-        c.insert(batch(5000..5250, 2)).unwrap();
+        check_people(&c, &model, "after reopen");
+        c.insert(people_gen_batch(5000..5250, 2)).unwrap();
         model.extend((5000..5250).map(|i| (i, 2)));
         c.flush().unwrap();
         assert!(
             c.segments().iter().all(|s| !s.sealed || s.persisted),
             "flush writes every pending segment"
         );
-        check(&c, &model, "after flush");
+        check_people(&c, &model, "after flush");
     }
     let db = Database::open_with(dir.path(), opts).unwrap();
     let c = db.collection("people").unwrap();
-    check(&c, &model, "after second reopen");
+    check_people(&c, &model, "after second reopen");
     c.compact().unwrap();
-    check(&c, &model, "after compaction");
+    check_people(&c, &model, "after compaction");
 }
 
 /// Rows replayed from the WAL at open seal where the writes sealed them: segments whose
